@@ -1,0 +1,167 @@
+/**
+ * The one error registry of vouch.
+ *
+ * Every failure that leaves a vouch component carries a stable `code` from {@link ERRORS}.
+ * A code belongs to exactly one category, and the category decides the error class and the
+ * HTTP status a service answers with. `docs/errors.md` lists the same table; a test keeps the
+ * registry, the classes and the document in step, so codes are API: never renumber or reuse one.
+ */
+
+/** The five categories of failure, kept apart so callers can react to each. */
+export type ErrorCategory =
+  | 'misuse' // the caller used an API or command wrongly (bad flag, missing file, wrong type)
+  | 'malformed' // input bytes or documents do not parse as the structure they claim to be
+  | 'verification-failed' // well-formed evidence whose signature, chain or binding does not hold
+  | 'policy-failed' // verified evidence that the policy does not accept
+  | 'unavailable'; // a dependency (TPM, TSS library, database, collateral) could not be used
+
+/** One registry row. */
+export interface ErrorSpec {
+  readonly category: ErrorCategory;
+  /** HTTP status a service returns when this error ends a request. */
+  readonly status: number;
+  /** One-line description, used in docs and as the default message. */
+  readonly message: string;
+}
+
+function spec(category: ErrorCategory, status: number, message: string): ErrorSpec {
+  return { category, status, message };
+}
+
+/**
+ * code → category → HTTP status → message. Grouped by the part of vouch that raises them.
+ * Add new codes at the end of the group they belong to.
+ */
+export const ERRORS = {
+  // --- misuse: the caller got something wrong --------------------------------------------
+  MISUSE_ARGUMENT: spec('misuse', 400, 'an argument is missing, of the wrong type or out of range'),
+  MISUSE_FILE_UNREADABLE: spec('misuse', 400, 'a file named by the caller cannot be read'),
+  MISUSE_UNSUPPORTED_FORMAT: spec('misuse', 400, 'the input is in a format this command does not accept'),
+
+  // --- malformed: binary parsing (src/lib/reader) ------------------------------------------
+  PARSE_TRUNCATED: spec('malformed', 400, 'input ends before the field is complete'),
+  PARSE_TRAILING_BYTES: spec('malformed', 400, 'bytes remain after the end of the structure'),
+  PARSE_SIZE_EXCEEDED: spec('malformed', 400, 'a declared size or count exceeds the limit for the field'),
+  PARSE_BAD_VALUE: spec('malformed', 400, 'a field holds a value the specification does not allow'),
+  PARSE_RESERVED_NONZERO: spec('malformed', 400, 'a reserved field or bit is not zero'),
+  PARSE_BAD_MAGIC: spec('malformed', 400, 'a magic or tag field does not hold its required value'),
+  PARSE_UNSUPPORTED_ALGORITHM: spec('malformed', 400, 'an algorithm identifier is unknown or not supported here'),
+  PARSE_BAD_ENCODING: spec('malformed', 400, 'text, hex, base64, PEM or DER encoding is invalid'),
+
+  // --- verification-failed: TPM quotes (src/tpm/verify) -----------------------------------
+  TPM_QUOTE_SIGNATURE_INVALID: spec('verification-failed', 422, 'the quote signature does not verify with the attestation key'),
+  TPM_QUOTE_SCHEME_MISMATCH: spec('verification-failed', 422, "the signature's scheme or hash is not the attestation key's scheme"),
+  TPM_QUOTE_NOT_QUOTE: spec('verification-failed', 422, 'the attestation structure is not of type TPM_ST_ATTEST_QUOTE'),
+  TPM_QUOTE_NONCE_MISMATCH: spec('verification-failed', 422, 'TPMS_ATTEST.extraData is not the expected qualifying data'),
+  TPM_QUOTE_PCR_SELECTION_MISMATCH: spec('verification-failed', 422, 'the quoted PCR selection is not the requested one'),
+  TPM_QUOTE_PCR_DIGEST_MISMATCH: spec('verification-failed', 422, 'the quoted pcrDigest is not the digest of the supplied PCR values'),
+  TPM_QUOTE_PCR_VALUES_MISSING: spec('verification-failed', 422, 'a quoted PCR has no supplied value, or a value has the wrong size'),
+  TPM_AK_TEMPLATE_INVALID: spec('verification-failed', 422, 'the attestation key public area is not a restricted signing key bound to its TPM'),
+  TPM_KEY_UNSUPPORTED: spec('verification-failed', 422, 'the public key type, curve or size is not supported for verification'),
+
+  // --- verification-failed: EK certificates (src/tpm/ek) -----------------------------------
+  EK_CERT_MALFORMED: spec('malformed', 400, 'an EK or CA certificate does not parse'),
+  EK_CHAIN_NO_ISSUER: spec('verification-failed', 422, 'no trusted CA certificate issued this certificate'),
+  EK_CHAIN_SIGNATURE_INVALID: spec('verification-failed', 422, "a certificate's signature does not verify with its issuer's key"),
+  EK_CHAIN_EXPIRED: spec('verification-failed', 422, 'a certificate in the chain is outside its validity period at the verification time'),
+  EK_CHAIN_NOT_CA: spec('verification-failed', 422, 'an issuing certificate is not a CA (basic constraints or key usage)'),
+  EK_CHAIN_PATH_LENGTH: spec('verification-failed', 422, 'the chain is longer than a CA path length constraint allows'),
+  EK_CHAIN_TOO_LONG: spec('verification-failed', 422, 'the chain exceeds the maximum depth vouch builds'),
+  EK_KEY_MISMATCH: spec('verification-failed', 422, "the EK certificate's public key is not the TPM's endorsement key"),
+
+  // --- unavailable: TPM and TSS (native/, swtpm/) --------------------------------------------
+  TSS_LIBRARY_UNAVAILABLE: spec('unavailable', 503, 'the tpm2-tss libraries could not be loaded'),
+  TSS_TCTI_FAILED: spec('unavailable', 503, 'the TPM could not be reached through the configured TCTI'),
+  TSS_COMMAND_FAILED: spec('unavailable', 503, 'a TPM command failed (the TSS layer and response code are named)'),
+  TPM_NV_INDEX_ABSENT: spec('unavailable', 404, 'the TPM has no NV index at the requested handle'),
+  SWTPM_FAILED: spec('unavailable', 503, 'a software TPM could not be manufactured, started or stopped'),
+} as const satisfies Record<string, ErrorSpec>;
+
+/** Every registered error code. */
+export type ErrorCode = keyof typeof ERRORS;
+
+/** Structured detail carried by an error and by an appraisal failure. */
+export interface ErrorDetail {
+  /** Spec name of the field concerned, as a path ("TPMS_ATTEST.extraData"). */
+  readonly field?: string;
+  /** Byte offset of the field in the input, where the input is binary. */
+  readonly offset?: number;
+  /** What was required, rendered as text (hex for bytes). */
+  readonly expected?: string;
+  /** What was found, rendered as text (hex for bytes). */
+  readonly actual?: string;
+}
+
+/** Options accepted by every {@link VouchError} constructor. */
+export interface VouchErrorOptions extends ErrorDetail {
+  /** The underlying error, if any. Never put secrets in it. */
+  readonly cause?: unknown;
+}
+
+/** Base class of every error vouch throws. `code` is stable API. */
+export class VouchError extends Error {
+  readonly code: ErrorCode;
+  readonly category: ErrorCategory;
+  readonly status: number;
+  readonly field?: string;
+  readonly offset?: number;
+  readonly expected?: string;
+  readonly actual?: string;
+
+  constructor(code: ErrorCode, message?: string, options: VouchErrorOptions = {}) {
+    const row = ERRORS[code];
+    super(message ?? row.message, options.cause === undefined ? undefined : { cause: options.cause });
+    this.name = new.target.name;
+    this.code = code;
+    this.category = row.category;
+    this.status = row.status;
+    if (options.field !== undefined) this.field = options.field;
+    if (options.offset !== undefined) this.offset = options.offset;
+    if (options.expected !== undefined) this.expected = options.expected;
+    if (options.actual !== undefined) this.actual = options.actual;
+  }
+
+  /** A plain, serialisable view (no stack, no cause). */
+  toJSON(): { code: ErrorCode; category: ErrorCategory; message: string } & ErrorDetail {
+    return {
+      code: this.code,
+      category: this.category,
+      message: this.message,
+      ...(this.field !== undefined ? { field: this.field } : {}),
+      ...(this.offset !== undefined ? { offset: this.offset } : {}),
+      ...(this.expected !== undefined ? { expected: this.expected } : {}),
+      ...(this.actual !== undefined ? { actual: this.actual } : {}),
+    };
+  }
+}
+
+/** The caller used vouch wrongly. */
+export class MisuseError extends VouchError {}
+/** Input does not parse as the structure it claims to be. */
+export class ParseError extends VouchError {}
+/** Well-formed evidence failed a cryptographic or binding check. */
+export class VerificationError extends VouchError {}
+/** Verified evidence that the policy does not accept. */
+export class PolicyError extends VouchError {}
+/** A dependency could not be used; never turned into an allow. */
+export class UnavailableError extends VouchError {}
+
+/** The error class for each category. */
+export const CATEGORY_CLASS = {
+  misuse: MisuseError,
+  malformed: ParseError,
+  'verification-failed': VerificationError,
+  'policy-failed': PolicyError,
+  unavailable: UnavailableError,
+} as const satisfies Record<ErrorCategory, typeof VouchError>;
+
+/** Builds the error of the right class for `code`. */
+export function vouchError(code: ErrorCode, message?: string, options?: VouchErrorOptions): VouchError {
+  const Cls = CATEGORY_CLASS[ERRORS[code].category];
+  return new Cls(code, message, options);
+}
+
+/** True when `e` is a {@link VouchError} (of any class). */
+export function isVouchError(e: unknown): e is VouchError {
+  return e instanceof VouchError;
+}
