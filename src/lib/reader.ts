@@ -126,6 +126,11 @@ export class Reader {
     return out;
   }
 
+  /** The bytes from relative offset `start` up to the current position (already read). */
+  bytesBetween(start: number): Uint8Array {
+    return this.#bytes.subarray(start, this.#pos);
+  }
+
   /** Every byte left (possibly none). */
   rest(field: string): Uint8Array {
     return this.bytes(this.remaining, field);
