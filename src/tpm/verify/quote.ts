@@ -43,8 +43,11 @@ export interface QuoteInput {
   readonly expectedSelection?: PcrSelection | undefined;
   /** The PCR values the quote must commit to; undefined skips (and reports) the check. */
   readonly pcrs: PcrValues | undefined;
-  /** Skip the AK template check (only for keys given without their TPMT_PUBLIC, e.g. PEM). */
-  readonly skipTemplateCheck?: boolean;
+  /**
+   * The AK was given without its TPMT_PUBLIC (a PEM key): the template check is reported as not
+   * run, and any signing scheme of the key's type is accepted instead of the AK's own.
+   */
+  readonly akTemplateUnknown?: boolean;
 }
 
 /** The result: `ok` only when no check failed. */
@@ -75,6 +78,13 @@ function signatureVerifies(ak: TpmVerifyKey, sig: TpmtSignature, message: Uint8A
     if (r === undefined || s === undefined) return false;
     return cryptoVerify(h.nodeName, message, { key: ak.key, dsaEncoding: 'ieee-p1363' }, concatBytes(r, s));
   }
+  return false;
+}
+
+/** True when a signature algorithm can be produced by a key of the AK's type. */
+function compatibleWithKey(ak: TpmVerifyKey, sigAlg: number): boolean {
+  if (ak.public.type === TPM_ALG.RSA) return sigAlg === TPM_ALG.RSASSA || sigAlg === TPM_ALG.RSAPSS;
+  if (ak.public.type === TPM_ALG.ECC) return sigAlg === TPM_ALG.ECDSA;
   return false;
 }
 
@@ -135,7 +145,8 @@ export function verifyQuote(input: QuoteInput): QuoteVerification {
     checks.push({ check, outcome: 'skipped', note });
   };
 
-  if (input.skipTemplateCheck === true) skip('ak.template', 'the AK was given without its TPMT_PUBLIC');
+  const templateUnknown = input.akTemplateUnknown === true;
+  if (templateUnknown) skip('ak.template', 'the AK was given without its TPMT_PUBLIC');
   else record('ak.template', checkAkTemplate(input.ak.public));
 
   // 1. Parse the signature strictly.
@@ -153,7 +164,9 @@ export function verifyQuote(input: QuoteInput): QuoteVerification {
   if (sig !== undefined) {
     const want = akScheme(input.ak);
     const gotHash = sig.sigAlg === TPM_ALG.NULL ? undefined : sig.hashAlg;
-    const schemeOk = want.scheme !== TPM_ALG.NULL && sig.sigAlg === want.scheme && gotHash === want.hashAlg;
+    const schemeOk = templateUnknown
+      ? sig.sigAlg !== TPM_ALG.NULL && compatibleWithKey(input.ak, sig.sigAlg)
+      : want.scheme !== TPM_ALG.NULL && sig.sigAlg === want.scheme && gotHash === want.hashAlg;
     record(
       'signature.scheme',
       schemeOk

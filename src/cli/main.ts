@@ -1,0 +1,87 @@
+/**
+ * The `vouch` command. `run(argv, io)` is the whole CLI and returns the exit status, so tests run
+ * it in-process; bin/vouch.js only wires it to the process.
+ *
+ * Exit status: 0 verified / success, 1 rejected (evidence failed a check), 2 misuse (missing file,
+ * bad flag), 3 unavailable (a TPM or library could not be used).
+ */
+import { Command, CommanderError } from 'commander';
+import { isVouchError, MisuseError, type VouchError } from '../lib/errors.js';
+import { verifyTpmQuoteCommand, type VerifyTpmQuoteOptions } from './verify-tpm-quote.js';
+import { tpmInfoCommand } from './tpm-info.js';
+
+/** Where the CLI writes; injectable for tests. */
+export interface CliIo {
+  out(text: string): void;
+  err(text: string): void;
+}
+
+export const EXIT = { ok: 0, rejected: 1, misuse: 2, unavailable: 3 } as const;
+
+/** Exit status for an error that ended a command. */
+export function exitFor(e: VouchError): number {
+  if (e.category === 'misuse') return EXIT.misuse;
+  if (e.category === 'unavailable') return EXIT.unavailable;
+  return EXIT.rejected;
+}
+
+/** Runs the CLI with `argv` (without the node and script names). */
+export async function run(argv: readonly string[], io: CliIo): Promise<number> {
+  let status: number = EXIT.ok;
+  const program = new Command()
+    .name('vouch')
+    .description('Hardware-attested runtime verifier: TPM 2.0 evidence in, fail-closed decisions out.')
+    .exitOverride()
+    .configureOutput({ writeOut: (s) => io.out(s), writeErr: (s) => io.err(s) });
+
+  const verify = program.command('verify').description('verify evidence offline');
+  verify
+    .command('tpm-quote')
+    .description('verify a TPM2_Quote made by tpm2_quote or by vouch')
+    .requiredOption('--ak <file>', 'attestation key: TPM2B_PUBLIC, TPMT_PUBLIC or PEM')
+    .requiredOption('--message <file>', 'the quoted TPMS_ATTEST bytes (tpm2_quote -m)')
+    .requiredOption('--signature <file>', 'the TPMT_SIGNATURE bytes (tpm2_quote -s)')
+    .option('--pcrs <file>', 'PCR values (tpm2_quote -o), or a JSON map bank → index → hex')
+    .option('--pcrs-format <format>', 'serialized | values | json | auto (JSON if the file starts with "{", else serialized)', 'auto')
+    .option('--nonce <hex>', 'the qualifying data the quote must carry (tpm2_quote -q)')
+    .option('--json', 'print the result as JSON')
+    .action(async (opts: VerifyTpmQuoteOptions) => {
+      status = await verifyTpmQuoteCommand(opts, io);
+    });
+
+  const tpm = program.command('tpm').description('talk to a TPM');
+  tpm
+    .command('info')
+    .description('manufacturer, firmware, PCR banks and EK certificates of a TPM')
+    .option('--tcti <config>', 'device:/dev/tpmrm0 | swtpm:host=127.0.0.1,port=2321 | mssim:…', process.env['VOUCH_TCTI'] ?? 'device:/dev/tpmrm0')
+    .option('--json', 'print the result as JSON')
+    .action(async (opts: { tcti: string; json?: boolean }) => {
+      status = await tpmInfoCommand(opts, io);
+    });
+
+  try {
+    await program.parseAsync([...argv], { from: 'user' });
+    return status;
+  } catch (e) {
+    if (e instanceof CommanderError) {
+      // --help and --version end here with exit code 0.
+      return e.exitCode === 0 ? EXIT.ok : EXIT.misuse;
+    }
+    if (isVouchError(e)) {
+      io.err(`vouch: ${e.code}: ${e.message}\n`);
+      return exitFor(e);
+    }
+    io.err(`vouch: internal error: ${e instanceof Error ? e.message : String(e)}\n`);
+    return EXIT.unavailable;
+  }
+}
+
+/** Reads a file named on the command line; a missing or unreadable file is misuse. */
+export async function readArgFile(path: string, flag: string): Promise<Uint8Array> {
+  const { readFile } = await import('node:fs/promises');
+  try {
+    return new Uint8Array(await readFile(path));
+  } catch (cause) {
+    throw new MisuseError('MISUSE_FILE_UNREADABLE', `${flag} ${path}: cannot read the file`, { cause });
+  }
+}
