@@ -68,6 +68,35 @@ export const ERRORS = {
   EK_CHAIN_PATH_LENGTH: spec('verification-failed', 422, 'the chain is longer than a CA path length constraint allows'),
   EK_CHAIN_TOO_LONG: spec('verification-failed', 422, 'the chain exceeds the maximum depth vouch builds'),
   EK_KEY_MISMATCH: spec('verification-failed', 422, "the EK certificate's public key is not the TPM's endorsement key"),
+  EK_CHAIN_CRITICAL_EXTENSION: spec('verification-failed', 422, 'a certificate in the chain has a critical extension vouch does not process'),
+
+  // --- store and ledger (src/store, src/ledger) -----------------------------------------------
+  STORE_UNAVAILABLE: spec('unavailable', 503, 'the verifier database could not be opened, read or written'),
+  STORE_SCHEMA_MISMATCH: spec('unavailable', 503, 'the database schema is newer than this vouch, or an applied migration differs from its recorded checksum'),
+  CHALLENGE_UNKNOWN: spec('verification-failed', 422, 'no challenge with this id was issued'),
+  CHALLENGE_EXPIRED: spec('verification-failed', 422, 'the challenge expired before it was used'),
+  CHALLENGE_REPLAYED: spec('verification-failed', 409, 'the challenge was already used: a replay'),
+  CHALLENGE_WRONG_NODE: spec('verification-failed', 422, 'the challenge was issued to another node'),
+  LEDGER_HASH_MISMATCH: spec('verification-failed', 422, 'a ledger entry does not hash to its recorded hash (the entry was altered)'),
+  LEDGER_LINK_BROKEN: spec('verification-failed', 422, "a ledger entry's prev field is not the hash of the entry before it"),
+  LEDGER_SEQUENCE_GAP: spec('verification-failed', 422, 'ledger sequence numbers are missing, repeated or out of order'),
+  LEDGER_ENTRY_MALFORMED: spec('malformed', 400, 'a ledger entry is not a well-formed version 1 entry in canonical CBOR'),
+
+  // --- policy and artifacts (src/policy, src/artifact) ---------------------------------------
+  POLICY_INVALID: spec('malformed', 400, 'a policy document does not parse or does not match the policy schema'),
+  POLICY_PCR_MISMATCH: spec('policy-failed', 403, 'a quoted PCR value is not one of the values the policy allows'),
+  POLICY_BANK_MISSING: spec('policy-failed', 403, 'a PCR bank the policy requires is absent from the quote'),
+  POLICY_PCR_MISSING: spec('policy-failed', 403, 'a PCR the policy lists is absent from the quote'),
+  POLICY_AK_ALGORITHM: spec('policy-failed', 403, "the attestation key's algorithm is not one the policy allows"),
+  ARTIFACT_SIGNATURE_INVALID: spec('verification-failed', 401, 'the artifact signature does not verify with a key of the JWKS'),
+  ARTIFACT_ALGORITHM_NOT_ALLOWED: spec('verification-failed', 401, 'the artifact is signed with an algorithm outside the allowlist'),
+  ARTIFACT_EXPIRED: spec('verification-failed', 401, 'the artifact has expired'),
+  ARTIFACT_NOT_YET_VALID: spec('verification-failed', 401, 'the artifact was issued in the future'),
+  ARTIFACT_AUDIENCE_MISMATCH: spec('verification-failed', 401, 'the artifact is not addressed to this audience'),
+  ARTIFACT_MALFORMED: spec('verification-failed', 401, 'the artifact is not a well-formed EAR JWT'),
+  ARTIFACT_NOT_AFFIRMING: spec('verification-failed', 401, 'a submodule of the artifact is not in an accepted status'),
+  ARTIFACT_CNF_MISMATCH: spec('verification-failed', 401, "the artifact's cnf key is not the expected key"),
+  ARTIFACT_SIGNING_KEY_UNUSABLE: spec('unavailable', 503, 'the artifact signing key cannot be created, read or used'),
 
   // --- unavailable: TPM and TSS (native/, swtpm/) --------------------------------------------
   TSS_LIBRARY_UNAVAILABLE: spec('unavailable', 503, 'the tpm2-tss libraries could not be loaded'),

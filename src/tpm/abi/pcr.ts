@@ -27,13 +27,18 @@ export type PcrSelection = readonly PcrBankSelection[];
 /** PCR_SELECT_MIN for a 24-PCR TPM (Part 2 §10.6.1). */
 export const PCR_SELECT_MIN = 3;
 
+/** `field.sub`, or `sub` alone when the structure is the reader's root. */
+function member(field: string, sub: string): string {
+  return field === '' ? sub : `${field}.${sub}`;
+}
+
 /** Reads a TPML_PCR_SELECTION. */
 export function readPcrSelection(r: Reader, field: string): PcrSelection {
   const at = r.offset;
-  const count = r.count(r.u32(`${field}.count`), TPM2_MAX.PCR_BANKS, `${field}.count`, at);
+  const count = r.count(r.u32(member(field, 'count')), TPM2_MAX.PCR_BANKS, member(field, 'count'), at);
   const out: PcrBankSelection[] = [];
   for (let i = 0; i < count; i++) {
-    const f = `${field}.pcrSelections[${i}]`;
+    const f = member(field, `pcrSelections[${i}]`);
     const hashAlg = readHashAlg(r, `${f}.hash`, false);
     const sizeAt = r.offset;
     const sizeofSelect = r.u8(`${f}.sizeofSelect`);
@@ -108,9 +113,9 @@ export function sameSelection(a: PcrSelection, b: PcrSelection): boolean {
 /** Reads a TPML_DIGEST. */
 export function readDigestList(r: Reader, field: string): Uint8Array[] {
   const at = r.offset;
-  const count = r.count(r.u32(`${field}.count`), TPM2_MAX.DIGEST_LIST, `${field}.count`, at);
+  const count = r.count(r.u32(member(field, 'count')), TPM2_MAX.DIGEST_LIST, member(field, 'count'), at);
   const out: Uint8Array[] = [];
-  for (let i = 0; i < count; i++) out.push(r.tpm2b(`${field}.digests[${i}]`, TPM2_MAX.DIGEST));
+  for (let i = 0; i < count; i++) out.push(r.tpm2b(member(field, `digests[${i}]`), TPM2_MAX.DIGEST));
   return out;
 }
 

@@ -1,0 +1,239 @@
+/**
+ * Policy loading: text → strict plain value → schema check (every error, with its JSON path)
+ * → cross-field checks → normalised, frozen {@link Policy}.
+ *
+ * All refusals are {@link PolicyInvalidError} (code POLICY_INVALID, category 'malformed',
+ * HTTP 400), carrying every problem found, not only the first.
+ */
+import { readFile, stat } from 'node:fs/promises';
+import { extname } from 'node:path';
+import type { TSchema } from '@sinclair/typebox';
+import { Value, type ValueError } from '@sinclair/typebox/value';
+import { MisuseError, ParseError, type ErrorCategory, type ErrorCode, type ErrorDetail } from '../lib/errors.js';
+import {
+  AK_ALGORITHMS,
+  BANK_NAMES,
+  PolicyDocumentSchema,
+  type AkAlgorithm,
+  type BankName,
+  type PcrAllowed,
+  type Policy,
+  type PolicyDocument,
+} from './schema.js';
+import { POLICY_MAX_CHARS, pointerSegment, readPolicyText, type PolicyFormat } from './text.js';
+
+/** One problem in a policy document: a JSON pointer into the document and what is wrong. */
+export interface PolicyIssue {
+  /** JSON pointer (RFC 6901) of the offending value, "/" for the whole document. */
+  readonly path: string;
+  readonly message: string;
+}
+
+/** A policy document that does not parse or validate; `issues` lists every problem. */
+export class PolicyInvalidError extends ParseError {
+  readonly issues: readonly PolicyIssue[];
+
+  constructor(issues: readonly PolicyIssue[], source?: string) {
+    const first = issues[0];
+    const where = source === undefined ? 'policy' : `policy ${source}`;
+    const list = issues.map((i) => `${i.path}: ${i.message}`).join('; ');
+    super('POLICY_INVALID', `${where} is invalid (${issues.length} problem${issues.length === 1 ? '' : 's'}): ${list}`, first === undefined ? {} : { field: first.path });
+    this.issues = issues;
+  }
+
+  override toJSON(): { code: ErrorCode; category: ErrorCategory; message: string; issues: readonly PolicyIssue[] } & ErrorDetail {
+    return { ...super.toJSON(), issues: this.issues };
+  }
+}
+
+/** Most issues reported for one document (the rest are summarised). */
+const MAX_ISSUES = 50;
+
+/**
+ * Parses and validates a policy written as YAML 1.2 or JSON.
+ * @throws PolicyInvalidError POLICY_INVALID
+ */
+export function parsePolicy(text: string, format: PolicyFormat): Policy {
+  let value: unknown;
+  try {
+    value = readPolicyText(text, format);
+  } catch (e) {
+    if (e instanceof ParseError && e.code === 'POLICY_INVALID') {
+      throw new PolicyInvalidError([{ path: e.field ?? '/', message: e.message }]);
+    }
+    throw e;
+  }
+  return validatePolicy(value);
+}
+
+/**
+ * Validates an already-parsed value (for example a request body) as a policy document.
+ * @throws PolicyInvalidError POLICY_INVALID
+ */
+export function validatePolicy(value: unknown): Policy {
+  const issues = schemaIssues(PolicyDocumentSchema, value);
+  if (issues.length > 0) throw new PolicyInvalidError(cap(issues));
+  const doc = value as PolicyDocument;
+  const cross = crossFieldIssues(doc);
+  if (cross.length > 0) throw new PolicyInvalidError(cap(cross));
+  return normalise(doc);
+}
+
+/**
+ * Reads a policy file; the format follows the extension (`.yaml`, `.yml`, `.json`).
+ * @throws MisuseError MISUSE_FILE_UNREADABLE, MISUSE_UNSUPPORTED_FORMAT
+ * @throws PolicyInvalidError POLICY_INVALID
+ */
+export async function loadPolicyFile(path: string): Promise<Policy> {
+  const ext = extname(path).toLowerCase();
+  const format: PolicyFormat | undefined = ext === '.yaml' || ext === '.yml' ? 'yaml' : ext === '.json' ? 'json' : undefined;
+  if (format === undefined) {
+    throw new MisuseError('MISUSE_UNSUPPORTED_FORMAT', `policy file ${path} must end in .yaml, .yml or .json`, { field: 'path', actual: ext || '(none)' });
+  }
+  let bytes: Buffer;
+  try {
+    const st = await stat(path);
+    if (!st.isFile()) throw new MisuseError('MISUSE_FILE_UNREADABLE', `policy file ${path} is not a regular file`, { field: 'path' });
+    // Size checked before reading: UTF-8 needs at most 4 bytes per UTF-16 code unit.
+    if (st.size > POLICY_MAX_CHARS * 4) throw new PolicyInvalidError([{ path: '/', message: `file is larger than ${POLICY_MAX_CHARS * 4} bytes` }], path);
+    bytes = await readFile(path);
+  } catch (e) {
+    if (e instanceof MisuseError || e instanceof PolicyInvalidError) throw e;
+    throw new MisuseError('MISUSE_FILE_UNREADABLE', `policy file ${path} cannot be read`, { field: 'path', cause: e });
+  }
+  let text: string;
+  try {
+    text = new TextDecoder('utf-8', { fatal: true }).decode(bytes);
+  } catch {
+    throw new PolicyInvalidError([{ path: '/', message: 'file is not valid UTF-8' }], path);
+  }
+  try {
+    return parsePolicy(text, format);
+  } catch (e) {
+    if (e instanceof PolicyInvalidError) throw new PolicyInvalidError(e.issues, path);
+    throw e;
+  }
+}
+
+function cap(issues: PolicyIssue[]): PolicyIssue[] {
+  if (issues.length <= MAX_ISSUES) return issues;
+  return [...issues.slice(0, MAX_ISSUES), { path: '/', message: `and ${issues.length - MAX_ISSUES} more problems` }];
+}
+
+// --- schema errors ---------------------------------------------------------------------------
+
+/** Every schema error of `value`, each with its JSON path; unions are explained, not just named. */
+function schemaIssues(schema: TSchema, value: unknown): PolicyIssue[] {
+  const out: PolicyIssue[] = [];
+  const seen = new Set<string>();
+  const add = (path: string, message: string): void => {
+    const key = `${path}\u0000${message}`;
+    if (seen.has(key)) return;
+    seen.add(key);
+    out.push({ path: path === '' ? '/' : path, message });
+  };
+  for (const e of Value.Errors(schema, value)) addError(e, add);
+  return out;
+}
+
+/**
+ * A union error says only "Expected union value". Where one branch fails deeper inside the
+ * value (a bad digest inside a list), that deeper error is the useful one; otherwise the
+ * union is described by its branches.
+ */
+function addError(e: ValueError, add: (path: string, message: string) => void): void {
+  if (e.errors.length > 0) {
+    const deeper: ValueError[] = [];
+    for (const branch of e.errors) for (const sub of branch) if (sub.path.length > e.path.length) deeper.push(sub);
+    if (deeper.length > 0) {
+      for (const sub of deeper) addError(sub, add);
+      return;
+    }
+    add(e.path, `expected ${describeUnion(e.schema)}, got ${describeValue(e.value)}`);
+    return;
+  }
+  add(e.path, e.message === 'Unexpected property' ? 'unknown key (not part of the vouch/v1 policy schema)' : e.message);
+}
+
+function describeUnion(schema: TSchema): string {
+  const anyOf: unknown = (schema as { anyOf?: unknown }).anyOf;
+  if (!Array.isArray(anyOf)) return 'a different value';
+  return anyOf
+    .map((s: unknown) => {
+      const x = s as { const?: unknown; type?: unknown };
+      if (x.const !== undefined) return JSON.stringify(x.const);
+      if (x.type === 'array') return 'a list';
+      return typeof x.type === 'string' ? `a ${x.type}` : 'a value';
+    })
+    .join(' or ');
+}
+
+function describeValue(v: unknown): string {
+  if (v === null) return 'null';
+  if (Array.isArray(v)) return 'a list';
+  if (typeof v === 'string') return JSON.stringify(v.length > 40 ? `${v.slice(0, 40)}…` : v);
+  if (typeof v === 'object') return 'a mapping';
+  return String(v);
+}
+
+// --- cross-field checks ------------------------------------------------------------------------
+
+/**
+ * Rules the schema cannot express. An unset check is not a passed check: a required bank
+ * must list its PCRs, and PCRs of a bank that is not required would never be enforced.
+ */
+function crossFieldIssues(doc: PolicyDocument): PolicyIssue[] {
+  const out: PolicyIssue[] = [];
+  const pcrs = doc.tpm.pcrs as Partial<Record<BankName, unknown>>;
+  for (const bank of doc.tpm.banks) {
+    if (pcrs[bank] === undefined) {
+      out.push({ path: `/tpm/pcrs/${bank}`, message: `bank ${bank} is required by /tpm/banks but lists no PCRs; list each PCR with its allowed values or "any"` });
+    }
+  }
+  for (const bank of BANK_NAMES) {
+    if (pcrs[bank] !== undefined && !doc.tpm.banks.includes(bank)) {
+      out.push({ path: `/tpm/pcrs/${pointerSegment(bank)}`, message: `bank ${bank} lists PCRs but is not named in /tpm/banks, so they would never be checked` });
+    }
+  }
+  return out;
+}
+
+// --- normalisation -------------------------------------------------------------------------------
+
+function normalise(doc: PolicyDocument): Policy {
+  const banks = BANK_NAMES.filter((b) => doc.tpm.banks.includes(b));
+  const docPcrs = doc.tpm.pcrs as Partial<Record<BankName, Record<string, 'any' | string[]>>>;
+  const pcrs: Partial<Record<BankName, Record<string, PcrAllowed>>> = {};
+  for (const bank of banks) {
+    const src = docPcrs[bank] ?? {};
+    const indices = Object.keys(src).map(Number).sort((a, b) => a - b);
+    const m: Record<string, PcrAllowed> = {};
+    for (const i of indices) {
+      const allowed = src[String(i)];
+      if (allowed === undefined) continue;
+      m[String(i)] = allowed === 'any' ? 'any' : [...allowed].sort();
+    }
+    pcrs[bank] = m;
+  }
+  const akAlgorithms: AkAlgorithm[] = AK_ALGORITHMS.filter((a) => (doc.tpm.akAlgorithms ?? AK_ALGORITHMS).includes(a));
+  const policy: Policy = {
+    apiVersion: doc.apiVersion,
+    kind: doc.kind,
+    id: doc.id,
+    ...(doc.description !== undefined ? { description: doc.description } : {}),
+    tpm: { banks, pcrs, akAlgorithms },
+    artifact: {
+      lifetimeSeconds: doc.artifact.lifetimeSeconds,
+      ...(doc.artifact.audience !== undefined ? { audience: [...doc.artifact.audience].sort() } : {}),
+    },
+  };
+  return deepFreeze(policy);
+}
+
+function deepFreeze<T>(v: T): T {
+  if (v !== null && typeof v === 'object') {
+    for (const x of Object.values(v as object)) deepFreeze(x);
+    Object.freeze(v);
+  }
+  return v;
+}

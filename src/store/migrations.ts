@@ -1,0 +1,116 @@
+/**
+ * Numbered schema migrations. Each is applied once, in order, inside a write transaction, and
+ * recorded in `schema_migrations` with the SHA-256 of its SQL: a database whose recorded
+ * checksum differs, or that has a version this code does not know, is refused
+ * (STORE_SCHEMA_MISMATCH) rather than used. Never edit an applied migration; add the next one.
+ *
+ * Each migration holds one SQL text per dialect with the same tables and columns; the
+ * PostgreSQL store adds its `postgres` text under the same version numbers (BLOB → BYTEA,
+ * INTEGER → BIGINT), so both stores share one schema.
+ *
+ * Column conventions: times are INTEGER epoch milliseconds supplied by the caller; binary
+ * values are BLOB; the TPM clock (a UINT64) is TEXT in decimal, so no precision is lost.
+ */
+import { createHash } from 'node:crypto';
+
+/** One schema step. */
+export interface Migration {
+  readonly version: number;
+  readonly name: string;
+  readonly sqlite: string;
+}
+
+/** The SHA-256 (hex) of a migration's SQL, recorded when it is applied. */
+export function migrationChecksum(sql: string): string {
+  return createHash('sha256').update(sql, 'utf8').digest('hex');
+}
+
+/** The table that records applied migrations (created before any migration runs). */
+export const SCHEMA_MIGRATIONS_SQLITE = `
+CREATE TABLE IF NOT EXISTS schema_migrations (
+  version  INTEGER PRIMARY KEY,
+  name     TEXT NOT NULL,
+  checksum TEXT NOT NULL
+);
+`;
+
+const V1_SQLITE = `
+CREATE TABLE nodes (
+  node_id        TEXT PRIMARY KEY,
+  group_name     TEXT NOT NULL,
+  ek_public      BLOB NOT NULL,
+  ek_cert        BLOB,
+  ak_public      BLOB NOT NULL,
+  ak_name        BLOB NOT NULL UNIQUE,
+  enrolled_at    INTEGER NOT NULL,
+  reset_count    INTEGER,
+  restart_count  INTEGER,
+  clock          TEXT,
+  last_quote_at  INTEGER,
+  updated_at     INTEGER NOT NULL,
+  CHECK ((reset_count IS NULL) = (restart_count IS NULL)
+     AND (reset_count IS NULL) = (clock IS NULL)
+     AND (reset_count IS NULL) = (last_quote_at IS NULL))
+);
+CREATE INDEX nodes_group ON nodes (group_name);
+
+CREATE TABLE pending_enrollments (
+  enrollment_id  TEXT PRIMARY KEY,
+  node_id        TEXT NOT NULL,
+  group_name     TEXT NOT NULL,
+  ek_public      BLOB NOT NULL,
+  ek_cert        BLOB,
+  ak_public      BLOB NOT NULL,
+  ak_name        BLOB NOT NULL,
+  secret_sha256  BLOB NOT NULL CHECK (length(secret_sha256) = 32),
+  created_at     INTEGER NOT NULL,
+  expires_at     INTEGER NOT NULL,
+  attempts       INTEGER NOT NULL DEFAULT 0
+);
+CREATE INDEX pending_enrollments_expires ON pending_enrollments (expires_at);
+
+CREATE TABLE challenges (
+  challenge_id   TEXT PRIMARY KEY,
+  node_id        TEXT NOT NULL REFERENCES nodes (node_id) ON DELETE CASCADE,
+  nonce          BLOB NOT NULL,
+  params         BLOB NOT NULL,
+  created_at     INTEGER NOT NULL,
+  expires_at     INTEGER NOT NULL,
+  consumed_at    INTEGER
+);
+CREATE INDEX challenges_node ON challenges (node_id);
+CREATE INDEX challenges_expires ON challenges (expires_at);
+
+CREATE TABLE policies (
+  digest         TEXT PRIMARY KEY CHECK (length(digest) = 64),
+  policy_id      TEXT NOT NULL,
+  document       TEXT NOT NULL,
+  created_at     INTEGER NOT NULL
+);
+
+CREATE TABLE policy_assignments (
+  group_name     TEXT PRIMARY KEY,
+  policy_digest  TEXT NOT NULL REFERENCES policies (digest),
+  assigned_at    INTEGER NOT NULL
+);
+
+CREATE TABLE decisions (
+  seq            INTEGER PRIMARY KEY CHECK (seq >= 1),
+  kind           TEXT NOT NULL,
+  node_id        TEXT,
+  outcome        TEXT NOT NULL,
+  decided_at     INTEGER NOT NULL,
+  entry          BLOB NOT NULL,
+  prev_hash      BLOB NOT NULL CHECK (length(prev_hash) = 32),
+  hash           BLOB NOT NULL UNIQUE CHECK (length(hash) = 32)
+);
+CREATE INDEX decisions_node ON decisions (node_id, seq);
+
+CREATE TRIGGER decisions_append_only_update BEFORE UPDATE ON decisions
+BEGIN SELECT RAISE(ABORT, 'the decision ledger is append-only'); END;
+CREATE TRIGGER decisions_append_only_delete BEFORE DELETE ON decisions
+BEGIN SELECT RAISE(ABORT, 'the decision ledger is append-only'); END;
+`;
+
+/** Every migration, in version order (dense, from 1). */
+export const MIGRATIONS: readonly Migration[] = [{ version: 1, name: 'initial schema', sqlite: V1_SQLITE }];

@@ -1,0 +1,228 @@
+/**
+ * The verifier's storage, behind one async interface.
+ *
+ * {@link Store} is what the service uses; `SqliteStore` is the embedded default, and a
+ * PostgreSQL store for several replicas implements the same interface over the same schema
+ * (src/store/migrations.ts). The contract every implementation keeps:
+ *
+ * - **No clock inside.** Every time is passed in by the caller, as epoch milliseconds.
+ * - **Fail closed.** A database failure is an `UnavailableError` STORE_UNAVAILABLE, never a
+ *   default value: "not found" is `null` only when the database answered that it is absent.
+ * - **Single use across replicas.** {@link Store.consumeChallenge} and
+ *   {@link Store.completeEnrollment} let exactly one caller win, whatever the number of
+ *   processes sharing the database.
+ * - **One linear ledger.** {@link Store.appendDecision} reads the head and inserts the next
+ *   entry in one serialised transaction, so concurrent appends never fork the chain.
+ */
+import type { CborObject } from '../lib/cbor.js';
+import type { ErrorCode } from '../lib/errors.js';
+import type { DecisionKind } from '../ledger/entry.js';
+
+/** TPMS_CLOCK_INFO counters from a node's last accepted quote (TPM 2.0 Part 2, §10.11.1). */
+export interface QuoteCounters {
+  /** TPMS_CLOCK_INFO.resetCount: TPM resets (power cycles) since the TPM was manufactured. */
+  readonly resetCount: number;
+  /** TPMS_CLOCK_INFO.restartCount: TPM restarts and resumes since the last reset. */
+  readonly restartCount: number;
+  /** TPMS_CLOCK_INFO.clock: milliseconds the TPM has been powered (UINT64). */
+  readonly clock: bigint;
+}
+
+/** What enrolment writes for a node. */
+export interface NewNode {
+  readonly nodeId: string;
+  /** The group whose assigned policy applies to the node. */
+  readonly group: string;
+  /** The EK's TPMT_PUBLIC bytes. */
+  readonly ekPublic: Uint8Array;
+  /** The EK certificate (DER), when the TPM has one. */
+  readonly ekCert: Uint8Array | null;
+  /** The AK's TPMT_PUBLIC bytes. */
+  readonly akPublic: Uint8Array;
+  /** The AK's TPM name (nameAlg || H(TPMT_PUBLIC)); unique across nodes. */
+  readonly akName: Uint8Array;
+  readonly enrolledAt: number;
+}
+
+/** An enrolled node as stored. */
+export interface NodeRecord extends NewNode {
+  /** Counters of the last accepted quote; null before the first. */
+  readonly counters: QuoteCounters | null;
+  /** Time of the last accepted quote; null before the first. */
+  readonly lastQuoteAt: number | null;
+  readonly updatedAt: number;
+}
+
+/** Why {@link Store.enrollNode} or {@link Store.completeEnrollment} did not enroll. */
+export type EnrollRefusal = 'node-exists' | 'ak-exists';
+
+/** Result of {@link Store.enrollNode}. */
+export type EnrollNodeResult = { readonly ok: true; readonly node: NodeRecord } | { readonly ok: false; readonly reason: EnrollRefusal };
+
+/** Result of {@link Store.updateQuoteCounters}. */
+export type CounterUpdateResult =
+  | { readonly ok: true }
+  /** 'unknown': no such node; 'stale': the stored counters are no longer the expected ones. */
+  | { readonly ok: false; readonly reason: 'unknown' | 'stale' };
+
+/**
+ * An enrolment waiting for credential activation: the node proves that its AK and EK live in
+ * the same TPM by returning the secret that MakeCredential sealed. Only the secret's SHA-256 is
+ * stored, so a database reader cannot complete someone else's enrolment.
+ */
+export interface PendingEnrollment {
+  readonly enrollmentId: string;
+  readonly nodeId: string;
+  readonly group: string;
+  readonly ekPublic: Uint8Array;
+  readonly ekCert: Uint8Array | null;
+  readonly akPublic: Uint8Array;
+  readonly akName: Uint8Array;
+  /** SHA-256 of the expected activation secret (32 bytes). */
+  readonly secretSha256: Uint8Array;
+  readonly createdAt: number;
+  readonly expiresAt: number;
+  /** Failed activation attempts recorded so far. */
+  readonly attempts: number;
+}
+
+/** What the caller supplies to create a pending enrolment (no attempts yet). */
+export type NewPendingEnrollment = Omit<PendingEnrollment, 'attempts'>;
+
+/** Result of {@link Store.completeEnrollment}. */
+export type CompleteEnrollmentResult =
+  | { readonly ok: true; readonly node: NodeRecord }
+  | { readonly ok: false; readonly reason: 'unknown' | 'expired' | EnrollRefusal };
+
+/** A challenge to create: single use, bound to one node, with an expiry. */
+export interface NewChallenge {
+  readonly challengeId: string;
+  readonly nodeId: string;
+  readonly nonce: Uint8Array;
+  /** Request parameters (PCR selection and the like); stored as canonical CBOR. */
+  readonly params: Readonly<Record<string, unknown>>;
+  readonly createdAt: number;
+  /** The challenge is expired from this instant on (`now >= expiresAt`). */
+  readonly expiresAt: number;
+}
+
+/** A challenge as stored. */
+export interface ChallengeRecord {
+  readonly challengeId: string;
+  readonly nodeId: string;
+  readonly nonce: Uint8Array;
+  readonly params: CborObject;
+  readonly createdAt: number;
+  readonly expiresAt: number;
+  readonly consumedAt: number | null;
+}
+
+/** Why a challenge could not be consumed. Checked in this order. */
+export type ChallengeRefusal = 'unknown' | 'wrong-node' | 'consumed' | 'expired';
+
+/** The registry code a service answers with for each {@link ChallengeRefusal}. */
+export const CHALLENGE_REFUSAL_CODES = {
+  unknown: 'CHALLENGE_UNKNOWN',
+  'wrong-node': 'CHALLENGE_WRONG_NODE',
+  consumed: 'CHALLENGE_REPLAYED',
+  expired: 'CHALLENGE_EXPIRED',
+} as const satisfies Record<ChallengeRefusal, ErrorCode>;
+
+/** Result of {@link Store.consumeChallenge}. */
+export type ConsumeChallengeResult =
+  | { readonly ok: true; readonly challenge: ChallengeRecord }
+  | { readonly ok: false; readonly reason: ChallengeRefusal };
+
+/** A policy document, content-addressed. */
+export interface PolicyRecord {
+  /** Lower-case hex SHA-256 of the document's UTF-8 bytes. */
+  readonly digest: string;
+  /** The policy's own name or version label, as the document states it. */
+  readonly policyId: string;
+  readonly document: string;
+  readonly createdAt: number;
+}
+
+/** A decision to append to the ledger; see src/ledger/entry.ts for the entry it becomes. */
+export interface DecisionInput {
+  readonly kind: DecisionKind;
+  /** The node the decision is about, or null. */
+  readonly nodeId: string | null;
+  /** Lower-case token (`affirming`, `refused`, ...). */
+  readonly outcome: string;
+  /** Decision time, epoch milliseconds. */
+  readonly time: number;
+  /** Kind-specific detail (input digests, reasons); canonical CBOR data model. */
+  readonly body: Readonly<Record<string, unknown>>;
+}
+
+/** Where an appended decision landed. */
+export interface AppendedDecision {
+  readonly seq: number;
+  readonly hash: Uint8Array;
+}
+
+/** A stored ledger row. `entry` holds the exact bytes that were hashed. */
+export interface DecisionRecord {
+  readonly seq: number;
+  readonly kind: string;
+  readonly nodeId: string | null;
+  readonly outcome: string;
+  readonly time: number;
+  readonly entry: Uint8Array;
+  readonly prevHash: Uint8Array;
+  readonly hash: Uint8Array;
+}
+
+/** The verifier's storage. Every method may throw `UnavailableError` STORE_UNAVAILABLE. */
+export interface Store {
+  // --- nodes ---------------------------------------------------------------------------------
+  /** Enrolls a node directly (the caller has done every check). */
+  enrollNode(node: NewNode): Promise<EnrollNodeResult>;
+  getNode(nodeId: string): Promise<NodeRecord | null>;
+  getNodeByAkName(akName: Uint8Array): Promise<NodeRecord | null>;
+  /**
+   * Compare-and-set of a node's quote counters: writes `next` only if the stored counters are
+   * still `expected` (null: no quote accepted yet), so two concurrent appraisals of one node
+   * cannot both move the counters from the same starting point.
+   */
+  updateQuoteCounters(nodeId: string, expected: QuoteCounters | null, next: QuoteCounters, now: number): Promise<CounterUpdateResult>;
+
+  // --- enrolment -----------------------------------------------------------------------------
+  createPendingEnrollment(p: NewPendingEnrollment): Promise<void>;
+  getPendingEnrollment(enrollmentId: string): Promise<PendingEnrollment | null>;
+  /** Counts a failed activation; returns the new count, or null when there is no such enrolment. */
+  recordEnrollmentAttempt(enrollmentId: string): Promise<number | null>;
+  /** Atomically turns a pending enrolment into a node (after the caller checked the secret). */
+  completeEnrollment(enrollmentId: string, now: number): Promise<CompleteEnrollmentResult>;
+  /** Removes a pending enrolment (refused or abandoned); true when one was removed. */
+  deletePendingEnrollment(enrollmentId: string): Promise<boolean>;
+
+  // --- challenges ----------------------------------------------------------------------------
+  /** @throws MisuseError when the node is not enrolled or the id is taken */
+  createChallenge(c: NewChallenge): Promise<void>;
+  /** Atomic, single-use consumption; see {@link ChallengeRefusal} for the order of checks. */
+  consumeChallenge(challengeId: string, nodeId: string, now: number): Promise<ConsumeChallengeResult>;
+  /** Housekeeping: removes challenges and pending enrolments expired before `now`; returns the count. */
+  deleteExpired(now: number): Promise<number>;
+
+  // --- policies ------------------------------------------------------------------------------
+  /** Stores a document under the SHA-256 of its UTF-8 bytes (idempotent) and returns the record. */
+  putPolicy(policyId: string, document: string, now: number): Promise<PolicyRecord>;
+  getPolicy(digest: string): Promise<PolicyRecord | null>;
+  /** @throws MisuseError when no policy has `digest` */
+  assignPolicy(group: string, digest: string, now: number): Promise<void>;
+  getAssignedPolicy(group: string): Promise<PolicyRecord | null>;
+
+  // --- ledger --------------------------------------------------------------------------------
+  /** Builds, hashes and appends the next ledger entry, durably. */
+  appendDecision(decision: DecisionInput): Promise<AppendedDecision>;
+  getDecision(seq: number): Promise<DecisionRecord | null>;
+  /** Rows with seq >= `fromSeq`, ascending, at most `limit` (1..10 000). */
+  listDecisions(fromSeq: number, limit: number): Promise<DecisionRecord[]>;
+  /** The last entry's seq and hash, or null for an empty ledger. */
+  ledgerHead(): Promise<AppendedDecision | null>;
+
+  /** Closes the store; later calls fail with STORE_UNAVAILABLE. Idempotent. */
+  close(): Promise<void>;
+}
