@@ -1,0 +1,34 @@
+#!/usr/bin/env bash
+# Installs what a fresh Debian machine lacks for vouch's demo and tests, and nothing else:
+# the software TPM and TSS packages (apt), then the npm dependencies (npm ci).
+# Safe to run again: each step is skipped when its result is already there.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+
+APT_PACKAGES=(swtpm swtpm-tools tpm2-tools libtss2-dev)
+
+missing=()
+command -v swtpm >/dev/null 2>&1 || missing+=(swtpm)
+command -v swtpm_setup >/dev/null 2>&1 || missing+=(swtpm-tools)
+command -v tpm2_quote >/dev/null 2>&1 || missing+=(tpm2-tools)
+ldconfig -p 2>/dev/null | grep -q 'libtss2-esys.so' || missing+=(libtss2-dev)
+
+if [ ${#missing[@]} -gt 0 ]; then
+  echo "vouch: installing ${missing[*]} (Debian packages) ..." >&2
+  SUDO=""
+  if [ "$(id -u)" -ne 0 ]; then
+    if command -v sudo >/dev/null 2>&1; then SUDO="sudo"; else
+      echo "vouch: need root (or sudo) to install: ${APT_PACKAGES[*]}" >&2
+      exit 1
+    fi
+  fi
+  export DEBIAN_FRONTEND=noninteractive
+  $SUDO apt-get update -qq
+  $SUDO apt-get install -y -qq --no-install-recommends "${APT_PACKAGES[@]}" >/dev/null
+fi
+
+# npm dependencies: install when absent or older than the lockfile.
+if [ ! -d node_modules ] || [ ! -f node_modules/.package-lock.json ] || [ package-lock.json -nt node_modules/.package-lock.json ]; then
+  echo "vouch: installing npm dependencies (npm ci) ..." >&2
+  npm ci --no-audit --no-fund >&2
+fi
