@@ -1,0 +1,235 @@
+/**
+ * The appraisal core: a pure function from (evidence, challenge, node, policy, time) to a
+ * decision. No clock, no network, no randomness, no store access: the verifier service gathers
+ * the inputs (consuming the challenge atomically first) and records the output. Identical inputs
+ * give a byte-identical {@link Appraisal} ({@link encodeAppraisal}), which is what lets a recorded
+ * decision be replayed later.
+ *
+ * A decision is affirming only when every check ran and passed. Every failure is returned, each
+ * with its registry code, the spec field, and the expected and actual values.
+ */
+import { createPublicKey } from 'node:crypto';
+import { encodeCanonical } from '../lib/cbor.js';
+import { toHex } from '../lib/bytes.js';
+import { failure, type Failure } from '../lib/failure.js';
+import { TPM_ST_ATTEST, hashById } from '../tpm/abi/constants.js';
+import { pcrSelection, type PcrSelection } from '../tpm/abi/pcr.js';
+import { verifyQuote, type CheckOutcome } from '../tpm/verify/quote.js';
+import type { TpmVerifyKey } from '../tpm/verify/keys.js';
+import { akAlgorithmOf, appraiseAkAlgorithm, appraisePcrs, policyDigest, policyPcrSelection, type Policy } from '../policy/index.js';
+import { AR4SI, type TrustVector } from '../artifact/ear.js';
+import { tpmQualifyingData } from '../evidence/binding.js';
+import { evidenceDigest, type Evidence } from '../evidence/envelope.js';
+import { CHALLENGE_REFUSAL_CODES, type ChallengeRefusal, type QuoteCounters } from '../store/types.js';
+
+/** The challenge as the store returned it when the appraisal consumed it. */
+export type ChallengeInput =
+  | { readonly ok: true; readonly challengeId: string; readonly nodeId: string; readonly nonce: Uint8Array; readonly selection: PcrSelection }
+  | { readonly ok: false; readonly reason: ChallengeRefusal };
+
+/** The enrolled node, with its AK imported once. */
+export interface NodeInput {
+  readonly nodeId: string;
+  readonly ak: TpmVerifyKey;
+  /** Counters of the node's last accepted quote (null before the first). */
+  readonly counters: QuoteCounters | null;
+}
+
+/** Everything one appraisal depends on. */
+export interface AppraisalInput {
+  readonly evidence: Evidence;
+  readonly challenge: ChallengeInput;
+  /** Null when the evidence names a node that is not enrolled. */
+  readonly node: NodeInput | null;
+  /** Null when no policy is assigned to the node's group. */
+  readonly policy: Policy | null;
+  /** Appraisal time, epoch milliseconds. */
+  readonly now: number;
+}
+
+/** The claims a successful appraisal establishes. */
+export interface AppraisalClaims {
+  readonly akName: string;
+  readonly counters: { readonly resetCount: number; readonly restartCount: number; readonly clock: string; readonly safe: boolean };
+  readonly firmwareVersion: string;
+  /** Quoted PCR values by bank name and index (hex). */
+  readonly pcrs: Readonly<Record<string, Readonly<Record<string, string>>>>;
+}
+
+/** The outcome. Plain data: it is stored with the decision and can be re-encoded canonically. */
+export interface Appraisal {
+  readonly status: 'affirming' | 'contraindicated';
+  readonly nodeId: string;
+  readonly challengeId: string;
+  readonly time: number;
+  readonly evidenceDigest: string;
+  readonly policyId: string | null;
+  readonly policyDigest: string | null;
+  readonly checks: readonly CheckOutcome[];
+  readonly failures: readonly Failure[];
+  /** AR4SI trust vector of the TPM submodule. */
+  readonly trustVector: TrustVector;
+  /** Present only when the quote verified: values the TPM signed, and the counters. */
+  readonly claims?: AppraisalClaims;
+}
+
+/** Counters that go backwards since the node's last accepted quote. */
+export function counterFailures(prev: QuoteCounters | null, next: { resetCount: number; restartCount: number; clock: bigint }): Failure[] {
+  if (prev === null) return [];
+  const field = 'TPMS_ATTEST.clockInfo';
+  if (next.resetCount < prev.resetCount) {
+    return [failure('TPM_COUNTER_ROLLBACK', { field: `${field}.resetCount`, expected: `>= ${prev.resetCount}`, actual: String(next.resetCount) })];
+  }
+  if (next.resetCount === prev.resetCount) {
+    if (next.restartCount < prev.restartCount) {
+      return [failure('TPM_COUNTER_ROLLBACK', { field: `${field}.restartCount`, expected: `>= ${prev.restartCount}`, actual: String(next.restartCount) })];
+    }
+    if (next.clock < prev.clock) {
+      return [
+        failure('TPM_COUNTER_ROLLBACK', {
+          field: `${field}.clock`,
+          expected: `>= ${prev.clock} (no reset since the last quote)`,
+          actual: String(next.clock),
+        }),
+      ];
+    }
+  }
+  return [];
+}
+
+function pcrsRecord(selection: PcrSelection, values: Evidence['tpm']['pcrs']): Record<string, Record<string, string>> {
+  const out: Record<string, Record<string, string>> = {};
+  for (const bank of selection) {
+    const name = hashById(bank.hashAlg)?.name ?? String(bank.hashAlg);
+    const m: Record<string, string> = {};
+    for (const p of bank.pcrs) {
+      const v = values.get(bank.hashAlg)?.get(p);
+      if (v !== undefined) m[String(p)] = toHex(v);
+    }
+    out[name] = m;
+  }
+  return out;
+}
+
+/** Appraises one TPM evidence submission. Pure; never throws for a "no". */
+export function appraise(input: AppraisalInput): Appraisal {
+  const { evidence, challenge, node, policy, now } = input;
+  const checks: CheckOutcome[] = [];
+  const failures: Failure[] = [];
+  const record = (check: string, found: readonly Failure[]): boolean => {
+    checks.push({ check, outcome: found.length === 0 ? 'pass' : 'fail' });
+    failures.push(...found);
+    return found.length === 0;
+  };
+  const skip = (check: string, note: string): void => {
+    checks.push({ check, outcome: 'skipped', note });
+  };
+
+  // Freshness: the challenge was consumed by this appraisal, for this node.
+  const freshOk = record(
+    'challenge',
+    challenge.ok
+      ? challenge.nodeId === evidence.nodeId
+        ? []
+        : [failure('APPRAISAL_NODE_MISMATCH', { field: 'evidence.node', expected: challenge.nodeId, actual: evidence.nodeId })]
+      : [failure(CHALLENGE_REFUSAL_CODES[challenge.reason], { field: 'evidence.challenge', actual: evidence.challengeId })],
+  );
+
+  // Identity: the node is enrolled.
+  record('node.enrolled', node === null ? [failure('APPRAISAL_NODE_UNKNOWN', { field: 'evidence.node', actual: evidence.nodeId })] : []);
+
+  // The bound key must be a public key the agent can later prove possession of.
+  let boundKeyOk = true;
+  try {
+    const k = createPublicKey({ key: Buffer.from(evidence.boundKey), format: 'der', type: 'spki' });
+    const t = k.asymmetricKeyType;
+    boundKeyOk = t === 'ec' || t === 'ed25519' || t === 'x25519';
+  } catch {
+    boundKeyOk = false;
+  }
+  record('boundKey', boundKeyOk ? [] : [failure('EVIDENCE_BOUND_KEY_INVALID', { field: 'evidence.boundKey' })]);
+
+  record('policy.assigned', policy === null ? [failure('POLICY_NOT_ASSIGNED', { field: 'node.group' })] : []);
+
+  // The quote: signature, binding (nonce + bound key), selection and PCR digest.
+  let claims: AppraisalClaims | undefined;
+  let quoteOk = false;
+  let countersOk = false;
+  if (node !== null && challenge.ok && boundKeyOk) {
+    const quoted = verifyQuote({
+      ak: node.ak,
+      attest: evidence.tpm.attest,
+      signature: evidence.tpm.signature,
+      expectedExtraData: tpmQualifyingData(challenge.nonce, evidence.boundKey),
+      expectedSelection: challenge.selection,
+      pcrs: evidence.tpm.pcrs,
+    });
+    for (const c of quoted.checks) checks.push({ ...c, check: `tpm.${c.check}` });
+    failures.push(...quoted.failures);
+    quoteOk = quoted.ok;
+    const a = quoted.attest;
+    if (quoted.ok && a !== undefined && a.attested.type === TPM_ST_ATTEST.QUOTE) {
+      const sel = a.attested.quote.pcrSelect;
+      countersOk = record('tpm.counters', counterFailures(node.counters, a.clockInfo));
+      claims = {
+        akName: toHex(node.ak.name),
+        counters: { resetCount: a.clockInfo.resetCount, restartCount: a.clockInfo.restartCount, clock: a.clockInfo.clock.toString(), safe: a.clockInfo.safe },
+        firmwareVersion: a.firmwareVersion.toString(16),
+        pcrs: pcrsRecord(sel, evidence.tpm.pcrs),
+      };
+    } else {
+      skip('tpm.counters', 'the quote did not verify');
+    }
+  } else {
+    skip('tpm.quote', 'no enrolled node, fresh challenge and valid bound key to check the quote against');
+  }
+
+  // Policy: only over values the TPM signed (the quoted selection).
+  let policyOk = false;
+  if (policy !== null && quoteOk && node !== null && challenge.ok) {
+    const quotedValues = new Map<number, Map<number, Uint8Array>>();
+    for (const bank of challenge.selection) {
+      const m = new Map<number, Uint8Array>();
+      for (const p of bank.pcrs) {
+        const v = evidence.tpm.pcrs.get(bank.hashAlg)?.get(p);
+        if (v !== undefined) m.set(p, v);
+      }
+      quotedValues.set(bank.hashAlg, m);
+    }
+    const pf = [...appraiseAkAlgorithm(policy, akAlgorithmOf(node.ak.public)), ...appraisePcrs(policy, quotedValues)];
+    policyOk = record('policy', pf.map((f) => failure(f.code, f)));
+  } else {
+    skip('policy', 'the quote did not verify, or no policy is assigned');
+  }
+
+  const ok = failures.length === 0 && freshOk && quoteOk && countersOk && policyOk;
+  const trustVector: TrustVector = {
+    'instance-identity': quoteOk && node !== null ? AR4SI.instanceIdentity.trustworthy : node === null ? AR4SI.instanceIdentity.unrecognized : AR4SI.cryptoValidationFailed,
+    configuration: policyOk ? AR4SI.configuration.approved : quoteOk ? AR4SI.configuration.unsupportable : AR4SI.noClaim,
+    executables: policyOk ? AR4SI.executables.approvedBoot : quoteOk ? AR4SI.executables.contraindicatedRuntime : AR4SI.noClaim,
+    hardware: quoteOk ? AR4SI.hardware.genuine : AR4SI.noClaim,
+  };
+  return {
+    status: ok ? 'affirming' : 'contraindicated',
+    nodeId: evidence.nodeId,
+    challengeId: evidence.challengeId,
+    time: now,
+    evidenceDigest: toHex(evidenceDigest(evidence)),
+    policyId: policy?.id ?? null,
+    policyDigest: policy === null ? null : policyDigest(policy),
+    checks,
+    failures,
+    trustVector,
+    ...(claims !== undefined ? { claims } : {}),
+  };
+}
+
+/** The canonical CBOR bytes of an appraisal (for determinism checks and the ledger). */
+export function encodeAppraisal(a: Appraisal): Uint8Array {
+  return encodeCanonical(JSON.parse(JSON.stringify(a)) as unknown);
+}
+
+/** The PCR selection a challenge asks for under `policy` (every bank and PCR it relies on). */
+export function challengeSelection(policy: Policy): PcrSelection {
+  return pcrSelection(policyPcrSelection(policy));
+}

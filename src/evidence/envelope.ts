@@ -1,0 +1,255 @@
+/**
+ * The evidence envelope, version 1: one map per submission, in canonical CBOR (application/cbor)
+ * or JSON with base64url byte strings (application/json). Both decode to the same
+ * {@link Evidence}; its digest is taken over the canonical CBOR, so the transport does not change
+ * what a decision records.
+ *
+ * ```
+ * {
+ *   "v":         1,
+ *   "challenge": text      challenge id issued by the verifier
+ *   "node":      text      enrolled node id
+ *   "boundKey":  bytes     SubjectPublicKeyInfo (DER) of the agent's ephemeral key
+ *   "tpm": {
+ *     "attest":    bytes   TPMS_ATTEST exactly as TPM2_Quote returned it
+ *     "signature": bytes   TPMT_SIGNATURE
+ *     "pcrs":      { bank name: { PCR index: bytes } }   e.g. {"sha256": {0: h'…', 7: h'…'}}
+ *     "eventLog":  bytes   optional: UEFI TCG event log (appraised from issue #4 on)
+ *     "imaLog":    bytes   optional: IMA runtime measurement list (appraised from issue #4 on)
+ *   }
+ *   "snp": …, "tdx": …     reserved for SEV-SNP and TDX evidence: refused until supported
+ * }
+ * ```
+ * In JSON, PCR indices are decimal strings and byte strings are unpadded base64url. Any other
+ * key, at any level, is an error: an unknown field is never ignored.
+ */
+import { createHash } from 'node:crypto';
+import { decodeStrict, encodeCanonical, type CborValue } from '../lib/cbor.js';
+import { fromBase64Url, toBase64Url } from '../lib/bytes.js';
+import { ParseError, isVouchError } from '../lib/errors.js';
+import { hashById, hashByName } from '../tpm/abi/constants.js';
+
+/** The envelope version this verifier reads. */
+export const EVIDENCE_VERSION = 1;
+
+/** Largest evidence accepted (event and IMA logs included). */
+export const EVIDENCE_MAX_BYTES = 8 * 1024 * 1024;
+
+/** TPM evidence of one submission. */
+export interface TpmEvidence {
+  readonly attest: Uint8Array;
+  readonly signature: Uint8Array;
+  /** PCR values by hash algorithm id and index. */
+  readonly pcrs: ReadonlyMap<number, ReadonlyMap<number, Uint8Array>>;
+  readonly eventLog?: Uint8Array;
+  readonly imaLog?: Uint8Array;
+}
+
+/** A decoded evidence envelope. Nothing in it is trusted until appraised. */
+export interface Evidence {
+  readonly version: typeof EVIDENCE_VERSION;
+  readonly challengeId: string;
+  readonly nodeId: string;
+  readonly boundKey: Uint8Array;
+  readonly tpm: TpmEvidence;
+}
+
+const TOP_KEYS = ['v', 'challenge', 'node', 'boundKey', 'tpm'] as const;
+const RESERVED_KINDS = ['snp', 'tdx', 'gpu'] as const;
+const TPM_KEYS = ['attest', 'signature', 'pcrs', 'eventLog', 'imaLog'] as const;
+const ID_RE = /^[A-Za-z0-9._:-]{1,128}$/;
+
+function malformed(field: string, message: string): ParseError {
+  return new ParseError('EVIDENCE_MALFORMED', `evidence.${field}: ${message}`, { field: `evidence.${field}` });
+}
+
+/** Byte strings: Uint8Array in CBOR, base64url text in JSON. */
+type BytesReader = (v: unknown, field: string) => Uint8Array;
+
+const cborBytes: BytesReader = (v, field) => {
+  if (v instanceof Uint8Array) return v;
+  throw malformed(field, 'must be a byte string');
+};
+
+const jsonBytes: BytesReader = (v, field) => {
+  if (typeof v !== 'string') throw malformed(field, 'must be a base64url string');
+  try {
+    return fromBase64Url(v, `evidence.${field}`);
+  } catch (e) {
+    if (isVouchError(e)) throw malformed(field, 'is not unpadded base64url');
+    throw e;
+  }
+};
+
+function isRecord(v: unknown): v is Record<string, unknown> {
+  return typeof v === 'object' && v !== null && !Array.isArray(v) && !(v instanceof Uint8Array) && !(v instanceof Map);
+}
+
+function entriesOf(v: unknown, field: string): Array<[string | number, unknown]> {
+  if (v instanceof Map) {
+    const out: Array<[string | number, unknown]> = [];
+    for (const [k, val] of v) {
+      if (typeof k !== 'string' && typeof k !== 'number') throw malformed(field, 'has a key that is neither text nor an integer');
+      out.push([k, val]);
+    }
+    return out;
+  }
+  if (isRecord(v)) return Object.entries(v);
+  throw malformed(field, 'must be a map');
+}
+
+function checkKeys(obj: Record<string, unknown>, allowed: readonly string[], field: string): void {
+  for (const k of Object.keys(obj)) {
+    if ((RESERVED_KINDS as readonly string[]).includes(k) && field === '') {
+      throw new ParseError('EVIDENCE_KIND_UNSUPPORTED', `evidence.${k}: this verifier does not appraise ${k} evidence yet`, { field: `evidence.${k}` });
+    }
+    if (!allowed.includes(k)) {
+      const path = field === '' ? `evidence.${k}` : `evidence.${field}.${k}`;
+      throw new ParseError('EVIDENCE_UNKNOWN_FIELD', `${path} is not a field of evidence version ${EVIDENCE_VERSION}`, { field: path });
+    }
+  }
+}
+
+function readText(v: unknown, field: string): string {
+  if (typeof v !== 'string' || !ID_RE.test(v)) throw malformed(field, 'must be 1..128 characters of [A-Za-z0-9._:-]');
+  return v;
+}
+
+function readPcrs(v: unknown, bytes: BytesReader, json: boolean): Map<number, Map<number, Uint8Array>> {
+  const out = new Map<number, Map<number, Uint8Array>>();
+  for (const [bankName, bankValues] of entriesOf(v, 'tpm.pcrs')) {
+    const h = typeof bankName === 'string' ? hashByName(bankName) : undefined;
+    if (h === undefined) throw malformed(`tpm.pcrs.${String(bankName)}`, 'is not a supported PCR bank name');
+    const m = new Map<number, Uint8Array>();
+    for (const [idx, value] of entriesOf(bankValues, `tpm.pcrs.${h.name}`)) {
+      const field = `tpm.pcrs.${h.name}[${String(idx)}]`;
+      let index: number;
+      if (json) {
+        if (typeof idx !== 'string' || !/^(?:[0-9]|[12][0-9]|3[01])$/.test(idx)) throw malformed(field, 'the index must be a decimal string 0..31');
+        index = Number(idx);
+      } else {
+        if (typeof idx !== 'number' || !Number.isInteger(idx) || idx < 0 || idx > 31) throw malformed(field, 'the index must be an integer 0..31');
+        index = idx;
+      }
+      const digest = bytes(value, field);
+      if (digest.length !== h.size) throw malformed(field, `is ${digest.length} bytes, ${h.name} digests are ${h.size}`);
+      m.set(index, digest);
+    }
+    if (m.size === 0) throw malformed(`tpm.pcrs.${h.name}`, 'is empty');
+    out.set(h.id, m);
+  }
+  return out;
+}
+
+function fromDataModel(doc: unknown, bytes: BytesReader, json: boolean): Evidence {
+  if (!isRecord(doc)) throw malformed('', 'the envelope must be a map with text keys');
+  checkKeys(doc, TOP_KEYS, '');
+  if (doc['v'] !== EVIDENCE_VERSION) {
+    throw new ParseError('EVIDENCE_VERSION_UNSUPPORTED', `evidence.v must be ${EVIDENCE_VERSION}`, {
+      field: 'evidence.v',
+      expected: String(EVIDENCE_VERSION),
+      actual: String(doc['v']),
+    });
+  }
+  for (const k of TOP_KEYS) if (!(k in doc)) throw malformed(k, 'is missing');
+  const tpm = doc['tpm'];
+  if (!isRecord(tpm)) throw malformed('tpm', 'must be a map with text keys');
+  checkKeys(tpm, TPM_KEYS, 'tpm');
+  for (const k of ['attest', 'signature', 'pcrs']) if (!(k in tpm)) throw malformed(`tpm.${k}`, 'is missing');
+  const boundKey = bytes(doc['boundKey'], 'boundKey');
+  if (boundKey.length === 0 || boundKey.length > 1024) throw malformed('boundKey', 'must be 1..1024 bytes of SubjectPublicKeyInfo');
+  return {
+    version: EVIDENCE_VERSION,
+    challengeId: readText(doc['challenge'], 'challenge'),
+    nodeId: readText(doc['node'], 'node'),
+    boundKey,
+    tpm: {
+      attest: bytes(tpm['attest'], 'tpm.attest'),
+      signature: bytes(tpm['signature'], 'tpm.signature'),
+      pcrs: readPcrs(tpm['pcrs'], bytes, json),
+      ...(tpm['eventLog'] !== undefined ? { eventLog: bytes(tpm['eventLog'], 'tpm.eventLog') } : {}),
+      ...(tpm['imaLog'] !== undefined ? { imaLog: bytes(tpm['imaLog'], 'tpm.imaLog') } : {}),
+    },
+  };
+}
+
+/** Decodes a canonical CBOR envelope. Non-canonical CBOR, unknown keys and wrong types are errors. */
+export function decodeEvidenceCbor(bytes: Uint8Array): Evidence {
+  if (bytes.length > EVIDENCE_MAX_BYTES) throw new ParseError('REQUEST_TOO_LARGE', `evidence exceeds ${EVIDENCE_MAX_BYTES} bytes`);
+  let doc: CborValue;
+  try {
+    doc = decodeStrict(bytes, { maxBytes: EVIDENCE_MAX_BYTES, maxDepth: 8 });
+  } catch (e) {
+    if (isVouchError(e)) throw new ParseError('EVIDENCE_MALFORMED', `evidence is not canonical CBOR: ${e.message}`, { field: 'evidence', cause: e });
+    throw e;
+  }
+  return fromDataModel(doc, cborBytes, false);
+}
+
+/** Decodes a JSON envelope (byte strings as unpadded base64url, PCR indices as decimal strings). */
+export function decodeEvidenceJson(text: string): Evidence {
+  let doc: unknown;
+  try {
+    doc = JSON.parse(text);
+  } catch (cause) {
+    throw new ParseError('EVIDENCE_MALFORMED', 'evidence is not valid JSON', { field: 'evidence', cause });
+  }
+  return fromDataModel(doc, jsonBytes, true);
+}
+
+/** The CBOR data model of an envelope (what is encoded and digested). */
+function toDataModel(e: Evidence): Map<string, unknown> {
+  const pcrs = new Map<string, Map<number, Uint8Array>>();
+  for (const [alg, values] of e.tpm.pcrs) {
+    const h = hashById(alg);
+    if (h === undefined) throw malformed('tpm.pcrs', `bank ${alg} is not supported`);
+    pcrs.set(h.name, new Map(values));
+  }
+  const tpm = new Map<string, unknown>([
+    ['attest', e.tpm.attest],
+    ['signature', e.tpm.signature],
+    ['pcrs', pcrs],
+  ]);
+  if (e.tpm.eventLog !== undefined) tpm.set('eventLog', e.tpm.eventLog);
+  if (e.tpm.imaLog !== undefined) tpm.set('imaLog', e.tpm.imaLog);
+  return new Map<string, unknown>([
+    ['v', e.version],
+    ['challenge', e.challengeId],
+    ['node', e.nodeId],
+    ['boundKey', e.boundKey],
+    ['tpm', tpm],
+  ]);
+}
+
+/** The canonical CBOR encoding of an envelope. */
+export function encodeEvidenceCbor(e: Evidence): Uint8Array {
+  return encodeCanonical(toDataModel(e));
+}
+
+/** The JSON encoding of an envelope. */
+export function encodeEvidenceJson(e: Evidence): string {
+  const pcrs: Record<string, Record<string, string>> = {};
+  for (const [alg, values] of e.tpm.pcrs) {
+    const h = hashById(alg);
+    if (h === undefined) throw malformed('tpm.pcrs', `bank ${alg} is not supported`);
+    pcrs[h.name] = Object.fromEntries([...values].sort(([a], [b]) => a - b).map(([i, v]) => [String(i), toBase64Url(v)]));
+  }
+  return JSON.stringify({
+    v: e.version,
+    challenge: e.challengeId,
+    node: e.nodeId,
+    boundKey: toBase64Url(e.boundKey),
+    tpm: {
+      attest: toBase64Url(e.tpm.attest),
+      signature: toBase64Url(e.tpm.signature),
+      pcrs,
+      ...(e.tpm.eventLog !== undefined ? { eventLog: toBase64Url(e.tpm.eventLog) } : {}),
+      ...(e.tpm.imaLog !== undefined ? { imaLog: toBase64Url(e.tpm.imaLog) } : {}),
+    },
+  });
+}
+
+/** SHA-256 of the canonical CBOR encoding: the evidence digest every decision records. */
+export function evidenceDigest(e: Evidence): Uint8Array {
+  return new Uint8Array(createHash('sha256').update(encodeEvidenceCbor(e)).digest());
+}
