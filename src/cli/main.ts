@@ -9,6 +9,11 @@ import { Command, CommanderError } from 'commander';
 import { isVouchError, MisuseError, type VouchError } from '../lib/errors.js';
 import { verifyTpmQuoteCommand, type VerifyTpmQuoteOptions } from './verify-tpm-quote.js';
 import { tpmInfoCommand } from './tpm-info.js';
+import { verifierStartCommand, type VerifierStartOptions } from './verifier.js';
+import { agentCommand, type AgentOptions } from './agent.js';
+import { artifactVerifyCommand, type ArtifactVerifyOptions } from './artifact.js';
+
+const collect = (v: string, prev: string[]): string[] => [...prev, v];
 
 /** Where the CLI writes; injectable for tests. */
 export interface CliIo {
@@ -57,6 +62,52 @@ export async function run(argv: readonly string[], io: CliIo): Promise<number> {
     .option('--json', 'print the result as JSON')
     .action(async (opts: { tcti: string; json?: boolean }) => {
       status = await tpmInfoCommand(opts, io);
+    });
+
+  const verifier = program.command('verifier').description('the verifier service');
+  verifier
+    .command('start')
+    .description('run the verifier in the foreground until SIGINT/SIGTERM')
+    .option('--data-dir <dir>', 'database and signing key', '.vouch/verifier')
+    .option('--listen <host:port>', 'address to listen on', '127.0.0.1:8700')
+    .option('--tpm-ca-dir <dir>', 'trusted TPM vendor CA certificates (repeatable)', collect, [])
+    .option('--policy <group=file>', 'policy of a node group, YAML or JSON (repeatable)', collect, [])
+    .option('--verifier-id <id>', 'this verifier in artifacts', 'vouch-verifier')
+    .option('--allow-no-ek-cert', 'enroll TPMs without an EK certificate (weaker: trust on first use)')
+    .option('--challenge-ttl <seconds>', 'challenge lifetime', '60')
+    .option('--rate-limit <n>', 'enrollment and challenge requests per client per minute', '120')
+    .option('--log-level <level>', 'silent | error | warn | info | debug', 'info')
+    .action(async (opts: VerifierStartOptions) => {
+      status = await verifierStartCommand(opts, io);
+    });
+
+  const agent = program.command('agent').description('the node agent (needs the TPM)');
+  const agentOpts = (c: Command): Command =>
+    c
+      .requiredOption('--verifier <url>', 'verifier base URL')
+      .option('--tcti <config>', 'device:/dev/tpmrm0 | swtpm:host=127.0.0.1,port=2321', process.env['VOUCH_TCTI'] ?? 'device:/dev/tpmrm0')
+      .option('--state-dir <dir>', 'where the agent keeps its node id', '.vouch/agent')
+      .option('--group <group>', 'node group to enroll into', 'default')
+      .option('--interval <seconds>', 'attestation period', '60')
+      .option('--json', 'print outcomes as JSON lines');
+  agentOpts(agent.command('start').description('enroll once, then attest on an interval')).action(async (opts: AgentOptions) => {
+    status = await agentCommand(opts, io);
+  });
+  agentOpts(agent.command('attest').description('enroll if needed and attest once'))
+    .option('--once', 'attest once and exit (the default for this command)', true)
+    .action(async (opts: AgentOptions) => {
+      status = await agentCommand({ ...opts, once: true }, io);
+    });
+
+  const artifact = program.command('artifact').description('authorization artifacts');
+  artifact
+    .command('verify <token>')
+    .description("verify an artifact with the verifier's JWKS")
+    .requiredOption('--jwks <url|file>', 'JWKS URL (…/.well-known/jwks.json) or file')
+    .option('--audience <aud>', 'who is verifying (required when the artifact names an audience)')
+    .option('--json', 'print the verified claims as JSON')
+    .action(async (token: string, opts: ArtifactVerifyOptions) => {
+      status = await artifactVerifyCommand(token, opts, io);
     });
 
   try {

@@ -1,11 +1,11 @@
 /**
- * `vouch tpm info`: what a TPM says about itself. The native binding is imported lazily, so
- * every other command works on machines without the TSS libraries.
+ * `vouch tpm info`: what a TPM says about itself. The agent's TPM collector (and with it the
+ * native binding) is imported lazily, so every other command works without the TSS libraries.
  */
 import { EXIT, type CliIo } from './main.js';
 
 export async function tpmInfoCommand(opts: { tcti: string; json?: boolean }, io: CliIo): Promise<number> {
-  const { describeTpm } = await import('../../native/describe.js');
+  const { describeTpm } = await import('../agent/tpm.js');
   const info = await describeTpm(opts.tcti);
   if (opts.json === true) io.out(`${JSON.stringify(info, null, 2)}\n`);
   else {

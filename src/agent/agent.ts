@@ -1,0 +1,184 @@
+/**
+ * The vouch agent: enrolls its TPM once (node id and AK kept in its state directory), then
+ * attests on demand or on an interval. It needs no inbound port: it pushes evidence.
+ *
+ * Each agent process holds an ephemeral P-256 key pair; the SPKI of its public half is bound into
+ * every quote (src/evidence/binding.ts), so what the verifier authorizes is tied to this process.
+ * The private half never leaves memory.
+ */
+import { generateKeyPairSync, type KeyObject } from 'node:crypto';
+import { mkdir, readFile, rename, writeFile } from 'node:fs/promises';
+import { join } from 'node:path';
+import { fromBase64Url, toBase64Url, toHex } from '../lib/bytes.js';
+import { MisuseError, UnavailableError, isVouchError } from '../lib/errors.js';
+import { hashByName } from '../tpm/abi/constants.js';
+import { pcrSelection } from '../tpm/abi/pcr.js';
+import { encodeEvidenceCbor, EVIDENCE_VERSION, type Evidence } from '../evidence/envelope.js';
+import { tpmQualifyingData } from '../evidence/binding.js';
+import { VerifierClient, type AttestationAnswer } from './client.js';
+import type { TpmCollector } from './tpm.js';
+
+/** What the agent keeps across restarts. */
+export interface AgentState {
+  readonly version: 1;
+  readonly verifier: string;
+  readonly nodeId: string;
+  readonly group: string;
+  readonly akName: string;
+  readonly enrolledAt: string;
+}
+
+const STATE_FILE = 'agent-state.json';
+
+/** Reads the agent state, or null when the agent has not enrolled yet. */
+export async function readAgentState(stateDir: string): Promise<AgentState | null> {
+  let text: string;
+  try {
+    text = await readFile(join(stateDir, STATE_FILE), 'utf8');
+  } catch (e) {
+    if ((e as NodeJS.ErrnoException).code === 'ENOENT') return null;
+    throw new UnavailableError('STORE_UNAVAILABLE', `agent state in ${stateDir} cannot be read`, { cause: e });
+  }
+  const s = JSON.parse(text) as Partial<AgentState>;
+  if (s.version !== 1 || typeof s.nodeId !== 'string' || typeof s.akName !== 'string' || typeof s.group !== 'string' || typeof s.verifier !== 'string') {
+    throw new UnavailableError('STORE_UNAVAILABLE', `agent state in ${stateDir} is not a version 1 state file`);
+  }
+  return s as AgentState;
+}
+
+async function writeAgentState(stateDir: string, s: AgentState): Promise<void> {
+  await mkdir(stateDir, { recursive: true, mode: 0o700 });
+  const tmp = join(stateDir, `${STATE_FILE}.tmp`);
+  await writeFile(tmp, `${JSON.stringify(s, null, 2)}\n`, { mode: 0o600 });
+  await rename(tmp, join(stateDir, STATE_FILE));
+}
+
+/** One attestation's outcome, as the agent reports it. */
+export interface AttestOutcome extends AttestationAnswer {
+  readonly boundKeySpki: Uint8Array;
+}
+
+export interface AgentOptions {
+  readonly verifier: VerifierClient;
+  readonly tpm: TpmCollector;
+  readonly stateDir: string;
+  readonly group: string;
+}
+
+export class Agent {
+  readonly #opts: AgentOptions;
+  readonly #boundKey: { publicSpki: Uint8Array; privateKey: KeyObject };
+  #state: AgentState | null = null;
+
+  constructor(opts: AgentOptions) {
+    this.#opts = opts;
+    const { publicKey, privateKey } = generateKeyPairSync('ec', { namedCurve: 'P-256' });
+    this.#boundKey = { publicSpki: new Uint8Array(publicKey.export({ format: 'der', type: 'spki' })), privateKey };
+  }
+
+  /** The bound key's private half, for proofs of possession (never serialised). */
+  get boundPrivateKey(): KeyObject {
+    return this.#boundKey.privateKey;
+  }
+
+  get state(): AgentState | null {
+    return this.#state;
+  }
+
+  /**
+   * Enrolls unless the state directory says this TPM's AK already is. Returns the node id.
+   * A state file whose AK name is not the TPM's AK (a different TPM, a cleared TPM) is an error
+   * rather than a silent re-enrollment.
+   */
+  async ensureEnrolled(): Promise<string> {
+    const id = this.#opts.tpm.identity;
+    const existing = await readAgentState(this.#opts.stateDir);
+    if (existing !== null) {
+      if (existing.akName !== toHex(id.ak.name)) {
+        throw new MisuseError('MISUSE_ARGUMENT', `the state in ${this.#opts.stateDir} belongs to another AK; remove it to enroll this TPM again`);
+      }
+      this.#state = existing;
+      return existing.nodeId;
+    }
+    const ch = await this.#opts.verifier.enroll({
+      group: this.#opts.group,
+      ekPublic: toBase64Url(id.ek.public.raw ?? new Uint8Array(0)),
+      ekCertificates: id.ekCertificates.map((c) => toBase64Url(c)),
+      akPublic: toBase64Url(id.ak.public.raw ?? new Uint8Array(0)),
+    });
+    const secret = this.#opts.tpm.activate(fromBase64Url(ch.credentialBlob, 'credentialBlob'), fromBase64Url(ch.secret, 'secret'));
+    const done = await this.#opts.verifier.activate(ch.enrollmentId, toBase64Url(secret));
+    const state: AgentState = {
+      version: 1,
+      verifier: this.#opts.verifier.baseUrl,
+      nodeId: done.nodeId,
+      group: this.#opts.group,
+      akName: done.akName,
+      enrolledAt: new Date().toISOString(),
+    };
+    await writeAgentState(this.#opts.stateDir, state);
+    this.#state = state;
+    return done.nodeId;
+  }
+
+  /** Builds the evidence for a challenge: quote + PCR values, bound to nonce and key. */
+  async evidenceFor(nodeId: string): Promise<Evidence> {
+    const ch = await this.#opts.verifier.challenge(nodeId);
+    const selection = pcrSelection(
+      ch.pcrSelection.map((b) => {
+        const h = hashByName(b.bank);
+        if (h === undefined) throw new UnavailableError('VERIFIER_UNREACHABLE', `the verifier asked for unknown bank ${b.bank}`);
+        return { hashAlg: h.id, pcrs: b.pcrs };
+      }),
+    );
+    const nonce = fromBase64Url(ch.nonce, 'nonce');
+    const q = this.#opts.tpm.quote(tpmQualifyingData(nonce, this.#boundKey.publicSpki), selection);
+    return {
+      version: EVIDENCE_VERSION,
+      challengeId: ch.challengeId,
+      nodeId,
+      boundKey: this.#boundKey.publicSpki,
+      tpm: { attest: q.attest, signature: q.signature, pcrs: q.pcrs },
+    };
+  }
+
+  /** One attestation: challenge → quote → evidence → decision. */
+  async attestOnce(): Promise<AttestOutcome> {
+    const nodeId = await this.ensureEnrolled();
+    const evidence = await this.evidenceFor(nodeId);
+    const answer = await this.#opts.verifier.attest(encodeEvidenceCbor(evidence));
+    return { ...answer, boundKeySpki: this.#boundKey.publicSpki };
+  }
+
+  /**
+   * Attests every `intervalMs` until `signal` aborts. A verifier that cannot be reached is retried
+   * with exponential backoff (1 s doubling to `intervalMs`); other errors end the loop.
+   */
+  async run(intervalMs: number, signal: AbortSignal, onOutcome: (o: AttestOutcome | Error) => void): Promise<void> {
+    let backoff = 1000;
+    while (!signal.aborted) {
+      let wait = intervalMs;
+      try {
+        onOutcome(await this.attestOnce());
+        backoff = 1000;
+      } catch (e) {
+        if (!(isVouchError(e) && e.code === 'VERIFIER_UNREACHABLE')) throw e;
+        onOutcome(e);
+        wait = Math.min(backoff, intervalMs);
+        backoff = Math.min(backoff * 2, intervalMs);
+      }
+      await sleep(wait, signal);
+    }
+  }
+}
+
+function sleep(ms: number, signal: AbortSignal): Promise<void> {
+  return new Promise((resolve) => {
+    if (signal.aborted) return resolve();
+    const t = setTimeout(resolve, ms);
+    signal.addEventListener('abort', () => {
+      clearTimeout(t);
+      resolve();
+    }, { once: true });
+  });
+}

@@ -1,0 +1,53 @@
+/** `vouch agent start` and `vouch agent attest --once`. The TPM collector is loaded lazily. */
+import { MisuseError } from '../lib/errors.js';
+import { VerifierClient } from '../agent/client.js';
+import type { AttestOutcome } from '../agent/agent.js';
+import { EXIT, type CliIo } from './main.js';
+
+export interface AgentOptions {
+  verifier: string;
+  tcti: string;
+  stateDir: string;
+  group: string;
+  interval: string;
+  once?: boolean;
+  json?: boolean;
+}
+
+function report(o: AttestOutcome | Error, io: CliIo, json: boolean): void {
+  if (o instanceof Error) {
+    io.err(`attestation failed: ${o.message}\n`);
+    return;
+  }
+  if (json) {
+    io.out(`${JSON.stringify({ decision: o.decision, nodeId: o.nodeId, ledger: o.ledger, artifact: o.artifact, failures: o.failures ?? [] })}\n`);
+    return;
+  }
+  io.out(`${new Date().toISOString()} ${o.nodeId}: ${o.decision} (ledger #${o.ledger.seq})\n`);
+  for (const f of o.failures ?? []) io.out(`  ${f.code}${f.field !== undefined ? ` ${f.field}` : ''}${f.expected !== undefined ? ` expected ${f.expected}` : ''}${f.actual !== undefined ? ` actual ${f.actual}` : ''}\n`);
+  if (o.artifact !== undefined) io.out(`  artifact: ${o.artifact}\n`);
+}
+
+export async function agentCommand(o: AgentOptions, io: CliIo): Promise<number> {
+  const interval = Number(o.interval);
+  if (!Number.isInteger(interval) || interval < 1) throw new MisuseError('MISUSE_ARGUMENT', '--interval must be a positive number of seconds');
+  const { TpmCollector } = await import('../agent/tpm.js');
+  const { Agent } = await import('../agent/agent.js');
+  const tpm = TpmCollector.open(o.tcti);
+  try {
+    const agent = new Agent({ verifier: new VerifierClient(o.verifier), tpm, stateDir: o.stateDir, group: o.group });
+    if (o.once === true) {
+      const outcome = await agent.attestOnce();
+      report(outcome, io, o.json === true);
+      return outcome.decision === 'affirming' ? EXIT.ok : EXIT.rejected;
+    }
+    const ctl = new AbortController();
+    const stop = (): void => ctl.abort();
+    process.once('SIGINT', stop);
+    process.once('SIGTERM', stop);
+    await agent.run(interval * 1000, ctl.signal, (x) => report(x, io, o.json === true));
+    return EXIT.ok;
+  } finally {
+    tpm.close();
+  }
+}

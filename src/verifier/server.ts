@@ -1,0 +1,119 @@
+/**
+ * The verifier process: reads its configuration, opens the store and the signing key, installs
+ * the group policies, listens, and shuts down cleanly on SIGINT/SIGTERM. All request handling is
+ * in app.ts.
+ */
+import { readFile } from 'node:fs/promises';
+import type { FastifyInstance } from 'fastify';
+import { MisuseError } from '../lib/errors.js';
+import { trustStoreFromCerts, loadTrustDirectory, type EkCertificate } from '../tpm/ek/index.js';
+import { parsePolicy, type Policy } from '../policy/index.js';
+import { ArtifactSigner } from '../artifact/index.js';
+import { SqliteStore } from '../store/index.js';
+import { buildApp } from './app.js';
+import { VerifierService, defaultRandom } from './service.js';
+
+/** Everything a verifier process is configured with. */
+export interface ServerConfig {
+  readonly dataDir: string;
+  readonly host: string;
+  /** 0 picks a free port. */
+  readonly port: number;
+  readonly verifierId: string;
+  /** Directories of trusted TPM vendor CA certificates (EK chains). */
+  readonly tpmCaDirs: readonly string[];
+  /** group → policy file (YAML or JSON). */
+  readonly policies: ReadonlyMap<string, string>;
+  readonly requireEkCertificate: boolean;
+  readonly challengeTtlSeconds: number;
+  readonly rateLimitPerMinute: number;
+  readonly logLevel: 'silent' | 'error' | 'warn' | 'info' | 'debug';
+}
+
+/** A running verifier. */
+export interface RunningVerifier {
+  readonly url: string;
+  readonly app: FastifyInstance;
+  readonly service: VerifierService;
+  close(): Promise<void>;
+}
+
+async function loadPolicies(files: ReadonlyMap<string, string>): Promise<Map<string, Policy>> {
+  const out = new Map<string, Policy>();
+  for (const [group, path] of files) {
+    let text: string;
+    try {
+      text = await readFile(path, 'utf8');
+    } catch (cause) {
+      throw new MisuseError('MISUSE_FILE_UNREADABLE', `policy file ${path} for group ${group} cannot be read`, { cause });
+    }
+    out.set(group, parsePolicy(text, path.endsWith('.json') ? 'json' : 'yaml'));
+  }
+  return out;
+}
+
+/** Starts a verifier with `cfg`; the caller owns shutdown (or use {@link runServerProcess}). */
+export async function startServer(cfg: ServerConfig): Promise<RunningVerifier> {
+  if (cfg.policies.size === 0) throw new MisuseError('MISUSE_ARGUMENT', 'at least one --policy group=file is required');
+  const groups = await loadPolicies(cfg.policies);
+  const anchors: EkCertificate[] = [];
+  for (const dir of cfg.tpmCaDirs) {
+    const t = loadTrustDirectory(dir);
+    if (t.problems.length > 0) {
+      throw new MisuseError('MISUSE_FILE_UNREADABLE', `TPM CA directory ${dir}: ${t.problems.length} file(s) do not parse (first: ${t.problems[0]?.path ?? '?'}: ${t.problems[0]?.message ?? ''})`);
+    }
+    anchors.push(...t.store.certificates);
+  }
+  const store = await SqliteStore.open({ dataDir: cfg.dataDir });
+  try {
+    const signer = await ArtifactSigner.open(cfg.dataDir);
+    const service = new VerifierService(
+      {
+        verifierId: cfg.verifierId,
+        groups,
+        ekTrust: trustStoreFromCerts(anchors),
+        requireEkCertificate: cfg.requireEkCertificate,
+        challengeTtlMs: cfg.challengeTtlSeconds * 1000,
+        enrollmentTtlMs: 5 * 60_000,
+        maxActivationAttempts: 3,
+      },
+      { store, signer, clock: () => Date.now(), random: defaultRandom },
+    );
+    await service.installPolicies();
+    const app = await buildApp(service, {
+      logger: cfg.logLevel === 'silent' ? false : { level: cfg.logLevel },
+      rateLimitPerMinute: cfg.rateLimitPerMinute,
+    });
+    const address = await app.listen({ host: cfg.host, port: cfg.port });
+    let closed = false;
+    return {
+      url: address,
+      app,
+      service,
+      async close() {
+        if (closed) return;
+        closed = true;
+        await app.close();
+        await store.close();
+      },
+    };
+  } catch (e) {
+    await store.close();
+    throw e;
+  }
+}
+
+/** Runs a verifier until SIGINT or SIGTERM; prints its URL on standard output. */
+export async function runServerProcess(cfg: ServerConfig, out: (s: string) => void): Promise<void> {
+  const v = await startServer(cfg);
+  out(`vouch verifier listening on ${v.url}\n`);
+  await new Promise<void>((resolve) => {
+    const stop = (): void => {
+      process.off('SIGINT', stop);
+      process.off('SIGTERM', stop);
+      void v.close().then(resolve, resolve);
+    };
+    process.on('SIGINT', stop);
+    process.on('SIGTERM', stop);
+  });
+}
