@@ -1,5 +1,6 @@
 /** `vouch agent start` and `vouch agent attest --once`. The TPM collector is loaded lazily. */
 import { MisuseError } from '../lib/errors.js';
+import { toBase64Url } from '../lib/bytes.js';
 import { VerifierClient } from '../agent/client.js';
 import type { AttestOutcome } from '../agent/agent.js';
 import { EXIT, type CliIo } from './main.js';
@@ -20,7 +21,7 @@ function report(o: AttestOutcome | Error, io: CliIo, json: boolean): void {
     return;
   }
   if (json) {
-    io.out(`${JSON.stringify({ decision: o.decision, nodeId: o.nodeId, ledger: o.ledger, artifact: o.artifact, failures: o.failures ?? [] })}\n`);
+    io.out(`${JSON.stringify({ decision: o.decision, nodeId: o.nodeId, ledger: o.ledger, artifact: o.artifact, boundKey: toBase64Url(o.boundKeySpki), failures: o.failures ?? [] })}\n`);
     return;
   }
   io.out(`${new Date().toISOString()} ${o.nodeId}: ${o.decision} (ledger #${o.ledger.seq})\n`);
