@@ -2,7 +2,7 @@
  * Public-key helpers shared by issuing and verifying: strict public JWKs (RFC 7517), RFC 7638
  * thumbprints, and SPKI ↔ JWK conversion for the agent's bound key.
  */
-import { createHash, createPublicKey, type KeyObject } from 'node:crypto';
+import { createHash, createPublicKey, type JsonWebKey, type KeyObject } from 'node:crypto';
 import { MisuseError } from '../lib/errors.js';
 import { toBase64Url } from '../lib/bytes.js';
 import { canonicalJson } from '../policy/canonical.js';
@@ -53,7 +53,7 @@ export function publicJwk(jwk: unknown, field = 'jwk'): CnfJwk {
     throw new MisuseError('MISUSE_ARGUMENT', `${field}.crv ${crv} is not supported`, { field: `${field}.crv`, actual: crv });
   }
   try {
-    createPublicKey({ key: out as import('node:crypto').JsonWebKey, format: 'jwk' });
+    createPublicKey({ key: out as JsonWebKey, format: 'jwk' });
   } catch (e) {
     throw new MisuseError('MISUSE_ARGUMENT', `${field} is not a valid ${kty} public key`, { field, cause: e });
   }
@@ -75,7 +75,7 @@ export function jwkThumbprint(jwk: CnfJwk): string {
 
 /** DER SubjectPublicKeyInfo of a public JWK. */
 export function jwkToSpki(jwk: CnfJwk): Uint8Array {
-  const key = createPublicKey({ key: publicJwk(jwk) as import('node:crypto').JsonWebKey, format: 'jwk' });
+  const key = createPublicKey({ key: publicJwk(jwk) as JsonWebKey, format: 'jwk' });
   return new Uint8Array(key.export({ format: 'der', type: 'spki' }));
 }
 

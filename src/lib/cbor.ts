@@ -260,8 +260,9 @@ class StrictDecoder {
     this.#maxItems = maxItems;
   }
 
-  #fail(field: string, message: string, at: number, code: 'PARSE_BAD_ENCODING' | 'PARSE_SIZE_EXCEEDED' = 'PARSE_BAD_ENCODING'): ParseError {
-    return this.#r.error(code, field, message, { at });
+  /** A PARSE_BAD_ENCODING error about `field` at relative offset `at`. */
+  #fail(field: string, message: string, at: number): ParseError {
+    return this.#r.error('PARSE_BAD_ENCODING', field, message, { at });
   }
 
   /**

@@ -20,7 +20,7 @@ import {
   type Policy,
   type PolicyDocument,
 } from './schema.js';
-import { POLICY_MAX_CHARS, pointerSegment, readPolicyText, type PolicyFormat } from './text.js';
+import { POLICY_MAX_CHARS, readPolicyText, type PolicyFormat } from './text.js';
 
 /** One problem in a policy document: a JSON pointer into the document and what is wrong. */
 export interface PolicyIssue {
@@ -71,12 +71,10 @@ export function parsePolicy(text: string, format: PolicyFormat): Policy {
  * @throws PolicyInvalidError POLICY_INVALID
  */
 export function validatePolicy(value: unknown): Policy {
-  const issues = schemaIssues(PolicyDocumentSchema, value);
+  // Cross-field rules run even when the schema fails, so one pass reports every problem.
+  const issues = [...schemaIssues(PolicyDocumentSchema, value), ...crossFieldIssues(value)];
   if (issues.length > 0) throw new PolicyInvalidError(cap(issues));
-  const doc = value as PolicyDocument;
-  const cross = crossFieldIssues(doc);
-  if (cross.length > 0) throw new PolicyInvalidError(cap(cross));
-  return normalise(doc);
+  return normalise(value as PolicyDocument);
 }
 
 /**
@@ -132,7 +130,16 @@ function schemaIssues(schema: TSchema, value: unknown): PolicyIssue[] {
     seen.add(key);
     out.push({ path: path === '' ? '/' : path, message });
   };
-  for (const e of Value.Errors(schema, value)) addError(e, add);
+  const missing = new Set<string>();
+  for (const e of Value.Errors(schema, value)) {
+    // A missing property yields "Expected required property" and then a type error for the
+    // same undefined value; the first says it all.
+    if (e.value === undefined) {
+      if (missing.has(e.path)) continue;
+      missing.add(e.path);
+    }
+    addError(e, add);
+  }
   return out;
 }
 
@@ -150,6 +157,11 @@ function addError(e: ValueError, add: (path: string, message: string) => void): 
       return;
     }
     add(e.path, `expected ${describeUnion(e.schema)}, got ${describeValue(e.value)}`);
+    return;
+  }
+  const description = (e.schema as { description?: unknown }).description;
+  if (typeof description === 'string' && description.startsWith('lower-case hex') && typeof e.value === 'string') {
+    add(e.path, `expected ${description}, got ${e.value.length} characters${/^[0-9a-f]*$/.test(e.value) ? '' : ' that are not all lower-case hex digits'}`);
     return;
   }
   add(e.path, e.message === 'Unexpected property' ? 'unknown key (not part of the vouch/v1 policy schema)' : e.message);
@@ -182,20 +194,25 @@ function describeValue(v: unknown): string {
  * Rules the schema cannot express. An unset check is not a passed check: a required bank
  * must list its PCRs, and PCRs of a bank that is not required would never be enforced.
  */
-function crossFieldIssues(doc: PolicyDocument): PolicyIssue[] {
+function crossFieldIssues(value: unknown): PolicyIssue[] {
+  const tpm = isRecord(value) ? value['tpm'] : undefined;
+  if (!isRecord(tpm) || !Array.isArray(tpm['banks']) || !isRecord(tpm['pcrs'])) return [];
+  const banks = tpm['banks'].filter((b): b is BankName => typeof b === 'string' && (BANK_NAMES as readonly string[]).includes(b));
+  const pcrs = tpm['pcrs'];
   const out: PolicyIssue[] = [];
-  const pcrs = doc.tpm.pcrs as Partial<Record<BankName, unknown>>;
-  for (const bank of doc.tpm.banks) {
-    if (pcrs[bank] === undefined) {
+  for (const bank of BANK_NAMES) {
+    if (banks.includes(bank) && pcrs[bank] === undefined) {
       out.push({ path: `/tpm/pcrs/${bank}`, message: `bank ${bank} is required by /tpm/banks but lists no PCRs; list each PCR with its allowed values or "any"` });
     }
-  }
-  for (const bank of BANK_NAMES) {
-    if (pcrs[bank] !== undefined && !doc.tpm.banks.includes(bank)) {
-      out.push({ path: `/tpm/pcrs/${pointerSegment(bank)}`, message: `bank ${bank} lists PCRs but is not named in /tpm/banks, so they would never be checked` });
+    if (pcrs[bank] !== undefined && !banks.includes(bank)) {
+      out.push({ path: `/tpm/pcrs/${bank}`, message: `bank ${bank} lists PCRs but is not named in /tpm/banks, so they would never be checked` });
     }
   }
   return out;
+}
+
+function isRecord(x: unknown): x is Record<string, unknown> {
+  return typeof x === 'object' && x !== null && !Array.isArray(x);
 }
 
 // --- normalisation -------------------------------------------------------------------------------

@@ -72,7 +72,7 @@ function hexDigest(size: number) {
     pattern: '^[0-9a-f]*$',
     minLength: size * 2,
     maxLength: size * 2,
-    description: `lower-case hex of a ${size}-byte digest`,
+    description: `lower-case hex of a ${size}-byte digest (${size * 2} hex digits)`,
   });
 }
 

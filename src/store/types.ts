@@ -223,6 +223,9 @@ export interface Store {
   /** The last entry's seq and hash, or null for an empty ledger. */
   ledgerHead(): Promise<AppendedDecision | null>;
 
+  /** The highest applied schema migration; also a cheap health check that reaches the database. */
+  schemaVersion(): Promise<number>;
+
   /** Closes the store; later calls fail with STORE_UNAVAILABLE. Idempotent. */
   close(): Promise<void>;
 }

@@ -27,9 +27,10 @@ export interface EkChainResult {
   /** True only when a chain to a trusted certificate was built and every check on it passed. */
   readonly ok: boolean;
   /**
-   * The chain that was checked, leaf first. When `anchored`, it ends at the trusted certificate
-   * (the highest one found: a root above a trusted intermediate is included when available).
-   * Otherwise it is the longest path that could be built, for diagnosis.
+   * The chain that was checked, leaf first. When `anchored`, it ends at a trusted certificate:
+   * the highest one on the path when that chain passes (a root above a trusted intermediate is
+   * included), else a lower trusted one that passes. Otherwise it is the path that could be
+   * built, for diagnosis.
    */
   readonly chain: readonly EkCertificate[];
   /** True when `chain` ends at a certificate of the trust store. */
@@ -285,10 +286,10 @@ function assertOptions(leaf: EkCertificate, opts: EkChainOptions): number {
  *
  * Issuers are found by subject name (compared per RFC 5280 §7.1, so unsorted multi-valued
  * RDNs match) among the agent's `intermediates` and the trust store. Paths are extended to a
- * self-signed root where one is available; a path is anchored at the highest trusted
- * certificate on it, so an intermediate placed in the trust store anchors a chain whose root
- * is absent. Among the paths found, the first with no failure wins; otherwise the anchored
- * path with the fewest failures is reported, and an unanchored one only when none is anchored.
+ * self-signed root where one is available; any trusted certificate on a path can anchor it,
+ * the highest first, so an intermediate placed in the trust store anchors a chain whose root
+ * is absent (or fails). The first candidate chain with no failure wins; otherwise the anchored
+ * chain with the fewest failures is reported, and an unanchored one only when none is anchored.
  *
  * Checked on the reported chain: validity of every certificate at `now` (EK_CHAIN_EXPIRED);
  * the signature of every link over the exact TBS bytes, and the self-signature of a lone root
@@ -325,19 +326,20 @@ export function verifyEkChain(leaf: EkCertificate, opts: EkChainOptions): EkChai
   let best: Candidate | undefined;
   const better = (c: Candidate): boolean =>
     best === undefined || (c.anchored && !best.anchored) || (c.anchored === best.anchored && c.failures.length < best.failures.length);
+  const done = (): boolean => best !== undefined && best.anchored && best.failures.length === 0;
   for (const p of paths) {
-    let k = -1;
-    for (let i = p.certs.length - 1; i >= 0; i--) {
-      if (opts.trust.has(p.certs[i] as EkCertificate)) {
-        k = i;
-        break;
-      }
-    }
-    let cand: Candidate;
-    if (k >= 0) {
+    // Every trusted certificate on the path can anchor it. The highest is tried first, so a
+    // chain reaches the root when the root is usable; a lower trusted certificate (an
+    // intermediate placed in the trust store) anchors it when the part above it fails.
+    let anchoredHere = false;
+    for (let k = p.certs.length - 1; k >= 0 && !done(); k--) {
+      if (!opts.trust.has(p.certs[k] as EkCertificate)) continue;
+      anchoredHere = true;
       const chain = p.certs.slice(0, k + 1);
-      cand = { chain, anchored: true, failures: checkChain(chain, opts.now, sigs) };
-    } else {
+      const cand: Candidate = { chain, anchored: true, failures: checkChain(chain, opts.now, sigs) };
+      if (better(cand)) best = cand;
+    }
+    if (!anchoredHere) {
       const failures = checkChain(p.certs, opts.now, sigs);
       const top = p.certs[p.certs.length - 1] as EkCertificate;
       const i = p.certs.length - 1;
@@ -358,10 +360,10 @@ export function verifyEkChain(leaf: EkCertificate, opts: EkChainOptions): EkChai
               message: `no trusted certificate issued ${describe(top)} (issuer "${top.issuer}")`,
             },
       );
-      cand = { chain: p.certs, anchored: false, failures };
+      const cand: Candidate = { chain: p.certs, anchored: false, failures };
+      if (better(cand)) best = cand;
     }
-    if (better(cand)) best = cand;
-    if (best !== undefined && best.anchored && best.failures.length === 0) break;
+    if (done()) break;
   }
   // buildPaths always yields at least the path [leaf].
   const chosen = best as Candidate;

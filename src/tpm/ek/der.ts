@@ -121,8 +121,8 @@ function readHeader(r: Reader, tag: number, field: string): number {
     throw r.error('PARSE_BAD_VALUE', `${field}.length`, n === 0 ? 'indefinite length is not allowed' : `${n} length octets`, { at: lenAt });
   }
   let len = 0;
-  // Non-minimal long-form lengths (BER) are tolerated: real vendor certificates use them and
-  // the signature is checked over the bytes exactly as they are.
+  // Non-minimal long-form lengths (BER) are tolerated, as the BER decoder that reads the
+  // fields tolerates them: the signature is checked over the bytes exactly as they are.
   for (let i = 0; i < n; i++) len = len * 256 + r.u8(`${field}.length`);
   return len;
 }

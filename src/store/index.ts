@@ -1,0 +1,27 @@
+/**
+ * Verifier storage: the {@link Store} interface, its record types, the shared schema
+ * migrations, and the embedded SQLite implementation.
+ */
+export {
+  CHALLENGE_REFUSAL_CODES,
+  type AppendedDecision,
+  type ChallengeRecord,
+  type ChallengeRefusal,
+  type CompleteEnrollmentResult,
+  type ConsumeChallengeResult,
+  type CounterUpdateResult,
+  type DecisionInput,
+  type DecisionRecord,
+  type EnrollNodeResult,
+  type EnrollRefusal,
+  type NewChallenge,
+  type NewNode,
+  type NewPendingEnrollment,
+  type NodeRecord,
+  type PendingEnrollment,
+  type PolicyRecord,
+  type QuoteCounters,
+  type Store,
+} from './types.js';
+export { MIGRATIONS, migrationChecksum, type Migration } from './migrations.js';
+export { SQLITE_DEFAULT_FILE, SqliteStore, type SqliteStoreOptions } from './sqlite.js';

@@ -1,0 +1,655 @@
+/**
+ * The embedded store: one SQLite file in the verifier's data directory (better-sqlite3).
+ *
+ * - WAL journal, so readers never block the writer; `synchronous=FULL`, so a ledger append that
+ *   returned is on disk even after a power loss (an answer a client received is in the ledger).
+ * - Foreign keys on; schema through numbered migrations (src/store/migrations.ts).
+ * - Every read-modify-write runs in a `BEGIN IMMEDIATE` transaction: the write lock is taken
+ *   before the first read, so two processes sharing the file are serialised (a busy connection
+ *   waits up to `busyTimeoutMs`) and single-use and chain rules hold across processes too.
+ * - better-sqlite3 is synchronous; the methods are async only to keep the {@link Store}
+ *   interface that a networked store needs.
+ */
+import { mkdirSync } from 'node:fs';
+import { createHash } from 'node:crypto';
+import * as path from 'node:path';
+import Database from 'better-sqlite3';
+import { decodeStrict, encodeCanonical, type CborObject } from '../lib/cbor.js';
+import { MisuseError, UnavailableError, isVouchError } from '../lib/errors.js';
+import { GENESIS_PREV, buildLedgerEntry } from '../ledger/entry.js';
+import { MIGRATIONS, SCHEMA_MIGRATIONS_SQLITE, migrationChecksum } from './migrations.js';
+import type {
+  AppendedDecision,
+  ChallengeRecord,
+  CompleteEnrollmentResult,
+  ConsumeChallengeResult,
+  CounterUpdateResult,
+  DecisionInput,
+  DecisionRecord,
+  EnrollNodeResult,
+  NewChallenge,
+  NewNode,
+  NewPendingEnrollment,
+  NodeRecord,
+  PendingEnrollment,
+  PolicyRecord,
+  QuoteCounters,
+  Store,
+} from './types.js';
+
+/** Options of {@link SqliteStore.open}. */
+export interface SqliteStoreOptions {
+  /** The data directory; created (mode 0700) when missing. */
+  readonly dataDir: string;
+  /** Database file name inside `dataDir`. Default `vouch.sqlite`. */
+  readonly fileName?: string;
+  /** How long a statement waits for another connection's write lock. Default 5000 ms. */
+  readonly busyTimeoutMs?: number;
+}
+
+/** Default database file name in the data directory. */
+export const SQLITE_DEFAULT_FILE = 'vouch.sqlite';
+
+const MAX_LIST = 10_000;
+const MAX_ID = 256;
+const U32_MAX = 0xffff_ffff;
+const U64_MAX = 0xffff_ffff_ffff_ffffn;
+const HEX64_RE = /^[0-9a-f]{64}$/;
+/** Limits for decoding stored challenge parameters (written by us, still decoded strictly). */
+const PARAMS_LIMITS = { name: 'challenges.params', maxBytes: 64 * 1024, maxDepth: 16, maxItems: 4096 } as const;
+
+type Row = Record<string, unknown>;
+
+// --- input checks (a caller bug is a MisuseError, before the database is touched) -------------
+
+function misuse(message: string): MisuseError {
+  return new MisuseError('MISUSE_ARGUMENT', `store: ${message}`);
+}
+
+function checkId(v: unknown, name: string): string {
+  if (typeof v !== 'string' || v.length === 0 || v.length > MAX_ID) throw misuse(`${name} must be a string of 1..${MAX_ID} characters`);
+  return v;
+}
+
+function checkTime(v: unknown, name: string): number {
+  if (typeof v !== 'number' || !Number.isSafeInteger(v) || v < 0) throw misuse(`${name} must be non-negative epoch milliseconds`);
+  return v;
+}
+
+function checkBytes(v: unknown, name: string, exactLength?: number): Buffer {
+  if (!(v instanceof Uint8Array)) throw misuse(`${name} must be a Uint8Array`);
+  if (exactLength !== undefined && v.length !== exactLength) throw misuse(`${name} must be ${exactLength} bytes`);
+  return Buffer.from(v.buffer, v.byteOffset, v.byteLength);
+}
+
+function checkCounters(c: QuoteCounters, name: string): { reset: number; restart: number; clock: string } {
+  const ok32 = (n: unknown): boolean => typeof n === 'number' && Number.isSafeInteger(n) && n >= 0 && n <= U32_MAX;
+  if (!ok32(c.resetCount) || !ok32(c.restartCount)) throw misuse(`${name}.resetCount and restartCount must be UINT32 values`);
+  if (typeof c.clock !== 'bigint' || c.clock < 0n || c.clock > U64_MAX) throw misuse(`${name}.clock must be a UINT64 bigint`);
+  return { reset: c.resetCount, restart: c.restartCount, clock: c.clock.toString(10) };
+}
+
+// --- column readers (a value of the wrong type means a damaged database: fail, never default) --
+
+function corrupt(table: string, column: string, what: string): UnavailableError {
+  return new UnavailableError('STORE_UNAVAILABLE', `store: ${table}.${column} holds ${what}; the database is damaged`, { field: `${table}.${column}` });
+}
+
+function colText(r: Row, t: string, c: string): string {
+  const v = r[c];
+  if (typeof v !== 'string') throw corrupt(t, c, `a ${v === null ? 'NULL' : typeof v}, not TEXT`);
+  return v;
+}
+
+function colTextOrNull(r: Row, t: string, c: string): string | null {
+  return r[c] === null ? null : colText(r, t, c);
+}
+
+function colInt(r: Row, t: string, c: string): number {
+  const v = r[c];
+  if (typeof v !== 'number' || !Number.isSafeInteger(v)) throw corrupt(t, c, `a ${v === null ? 'NULL' : typeof v}, not an INTEGER`);
+  return v;
+}
+
+function colIntOrNull(r: Row, t: string, c: string): number | null {
+  return r[c] === null ? null : colInt(r, t, c);
+}
+
+function colBlob(r: Row, t: string, c: string): Uint8Array {
+  const v = r[c];
+  if (!Buffer.isBuffer(v)) throw corrupt(t, c, `a ${v === null ? 'NULL' : typeof v}, not a BLOB`);
+  return new Uint8Array(v); // a copy, detached from the driver's buffer
+}
+
+function colBlobOrNull(r: Row, t: string, c: string): Uint8Array | null {
+  return r[c] === null ? null : colBlob(r, t, c);
+}
+
+function nodeFromRow(r: Row): NodeRecord {
+  const t = 'nodes';
+  const reset = colIntOrNull(r, t, 'reset_count');
+  let counters: QuoteCounters | null = null;
+  if (reset !== null) {
+    const clock = colText(r, t, 'clock');
+    if (!/^[0-9]{1,20}$/.test(clock)) throw corrupt(t, 'clock', 'a value that is not a decimal UINT64');
+    counters = { resetCount: reset, restartCount: colInt(r, t, 'restart_count'), clock: BigInt(clock) };
+  }
+  return {
+    nodeId: colText(r, t, 'node_id'),
+    group: colText(r, t, 'group_name'),
+    ekPublic: colBlob(r, t, 'ek_public'),
+    ekCert: colBlobOrNull(r, t, 'ek_cert'),
+    akPublic: colBlob(r, t, 'ak_public'),
+    akName: colBlob(r, t, 'ak_name'),
+    enrolledAt: colInt(r, t, 'enrolled_at'),
+    counters,
+    lastQuoteAt: colIntOrNull(r, t, 'last_quote_at'),
+    updatedAt: colInt(r, t, 'updated_at'),
+  };
+}
+
+function pendingFromRow(r: Row): PendingEnrollment {
+  const t = 'pending_enrollments';
+  return {
+    enrollmentId: colText(r, t, 'enrollment_id'),
+    nodeId: colText(r, t, 'node_id'),
+    group: colText(r, t, 'group_name'),
+    ekPublic: colBlob(r, t, 'ek_public'),
+    ekCert: colBlobOrNull(r, t, 'ek_cert'),
+    akPublic: colBlob(r, t, 'ak_public'),
+    akName: colBlob(r, t, 'ak_name'),
+    secretSha256: colBlob(r, t, 'secret_sha256'),
+    createdAt: colInt(r, t, 'created_at'),
+    expiresAt: colInt(r, t, 'expires_at'),
+    attempts: colInt(r, t, 'attempts'),
+  };
+}
+
+function challengeFromRow(r: Row): ChallengeRecord {
+  const t = 'challenges';
+  const params = decodeStrict(colBlob(r, t, 'params'), PARAMS_LIMITS);
+  if (params === null || typeof params !== 'object' || Array.isArray(params) || params instanceof Map || params instanceof Uint8Array) {
+    throw corrupt(t, 'params', 'CBOR that is not a map with text keys');
+  }
+  return {
+    challengeId: colText(r, t, 'challenge_id'),
+    nodeId: colText(r, t, 'node_id'),
+    nonce: colBlob(r, t, 'nonce'),
+    params: params as CborObject,
+    createdAt: colInt(r, t, 'created_at'),
+    expiresAt: colInt(r, t, 'expires_at'),
+    consumedAt: colIntOrNull(r, t, 'consumed_at'),
+  };
+}
+
+function policyFromRow(r: Row): PolicyRecord {
+  const t = 'policies';
+  return {
+    digest: colText(r, t, 'digest'),
+    policyId: colText(r, t, 'policy_id'),
+    document: colText(r, t, 'document'),
+    createdAt: colInt(r, t, 'created_at'),
+  };
+}
+
+function decisionFromRow(r: Row): DecisionRecord {
+  const t = 'decisions';
+  return {
+    seq: colInt(r, t, 'seq'),
+    kind: colText(r, t, 'kind'),
+    nodeId: colTextOrNull(r, t, 'node_id'),
+    outcome: colText(r, t, 'outcome'),
+    time: colInt(r, t, 'decided_at'),
+    entry: colBlob(r, t, 'entry'),
+    prevHash: colBlob(r, t, 'prev_hash'),
+    hash: colBlob(r, t, 'hash'),
+  };
+}
+
+/** Maps anything but a vouch error to STORE_UNAVAILABLE, naming the operation. */
+function storeError(op: string, e: unknown): Error {
+  if (isVouchError(e)) return e;
+  const detail = e instanceof Error ? e.message : String(e);
+  return new UnavailableError('STORE_UNAVAILABLE', `store: ${op} failed: ${detail}`, { cause: e });
+}
+
+/** The SQLite implementation of {@link Store}. Create it with {@link SqliteStore.open}. */
+export class SqliteStore implements Store {
+  readonly #db: Database.Database;
+  readonly #path: string;
+  readonly #statements = new Map<string, Database.Statement>();
+  readonly #tx: {
+    enrollNode: (n: NewNode) => EnrollNodeResult;
+    updateCounters: (nodeId: string, expected: QuoteCounters | null, next: QuoteCounters, now: number) => CounterUpdateResult;
+    completeEnrollment: (id: string, now: number) => CompleteEnrollmentResult;
+    createChallenge: (c: NewChallenge, params: Buffer) => void;
+    consumeChallenge: (id: string, nodeId: string, now: number) => ConsumeChallengeResult;
+    deleteExpired: (now: number) => number;
+    assignPolicy: (group: string, digest: string, now: number) => void;
+    appendDecision: (d: DecisionInput) => AppendedDecision;
+  };
+
+  private constructor(db: Database.Database, file: string) {
+    this.#db = db;
+    this.#path = file;
+
+    const insertNode = db.prepare(
+      `INSERT INTO nodes (node_id, group_name, ek_public, ek_cert, ak_public, ak_name, enrolled_at, updated_at)
+       VALUES (?, ?, ?, ?, ?, ?, ?, ?)`,
+    );
+    const nodeExists = db.prepare('SELECT 1 FROM nodes WHERE node_id = ?').pluck();
+    const akExists = db.prepare('SELECT 1 FROM nodes WHERE ak_name = ?').pluck();
+    const selectNode = db.prepare('SELECT * FROM nodes WHERE node_id = ?');
+    const selectPending = db.prepare('SELECT * FROM pending_enrollments WHERE enrollment_id = ?');
+    const deletePending = db.prepare('DELETE FROM pending_enrollments WHERE enrollment_id = ?');
+
+    const enrollNodeRaw = (n: NewNode): EnrollNodeResult => {
+      const nodeId = checkId(n.nodeId, 'nodeId');
+      const akName = checkBytes(n.akName, 'akName');
+      if (nodeExists.get(nodeId) !== undefined) return { ok: false, reason: 'node-exists' };
+      if (akExists.get(akName) !== undefined) return { ok: false, reason: 'ak-exists' };
+      const at = checkTime(n.enrolledAt, 'enrolledAt');
+      insertNode.run(
+        nodeId,
+        checkId(n.group, 'group'),
+        checkBytes(n.ekPublic, 'ekPublic'),
+        n.ekCert === null ? null : checkBytes(n.ekCert, 'ekCert'),
+        checkBytes(n.akPublic, 'akPublic'),
+        akName,
+        at,
+        at,
+      );
+      return { ok: true, node: nodeFromRow(selectNode.get(nodeId) as Row) };
+    };
+
+    const updateCounters = db.prepare(
+      'UPDATE nodes SET reset_count = ?, restart_count = ?, clock = ?, last_quote_at = ?, updated_at = ? WHERE node_id = ?',
+    );
+
+    const insertChallenge = db.prepare(
+      `INSERT INTO challenges (challenge_id, node_id, nonce, params, created_at, expires_at)
+       VALUES (?, ?, ?, ?, ?, ?)`,
+    );
+    const challengeExists = db.prepare('SELECT 1 FROM challenges WHERE challenge_id = ?').pluck();
+    const selectChallenge = db.prepare('SELECT * FROM challenges WHERE challenge_id = ?');
+    const markConsumed = db.prepare('UPDATE challenges SET consumed_at = ? WHERE challenge_id = ? AND consumed_at IS NULL');
+    const deleteExpiredChallenges = db.prepare('DELETE FROM challenges WHERE expires_at <= ?');
+    const deleteExpiredPending = db.prepare('DELETE FROM pending_enrollments WHERE expires_at <= ?');
+
+    const policyExists = db.prepare('SELECT 1 FROM policies WHERE digest = ?').pluck();
+    const upsertAssignment = db.prepare(
+      `INSERT INTO policy_assignments (group_name, policy_digest, assigned_at) VALUES (?, ?, ?)
+       ON CONFLICT (group_name) DO UPDATE SET policy_digest = excluded.policy_digest, assigned_at = excluded.assigned_at`,
+    );
+
+    const selectHead = db.prepare('SELECT seq, hash FROM decisions ORDER BY seq DESC LIMIT 1');
+    const insertDecision = db.prepare(
+      `INSERT INTO decisions (seq, kind, node_id, outcome, decided_at, entry, prev_hash, hash)
+       VALUES (?, ?, ?, ?, ?, ?, ?, ?)`,
+    );
+
+    this.#tx = {
+      enrollNode: db.transaction(enrollNodeRaw).immediate,
+
+      updateCounters: db.transaction((nodeId: string, expected: QuoteCounters | null, next: QuoteCounters, now: number): CounterUpdateResult => {
+        const row = selectNode.get(nodeId) as Row | undefined;
+        if (row === undefined) return { ok: false, reason: 'unknown' };
+        const stored = nodeFromRow(row).counters;
+        const same = expected === null
+          ? stored === null
+          : stored !== null && stored.resetCount === expected.resetCount && stored.restartCount === expected.restartCount && stored.clock === expected.clock;
+        if (!same) return { ok: false, reason: 'stale' };
+        const n = checkCounters(next, 'next');
+        updateCounters.run(n.reset, n.restart, n.clock, now, now, nodeId);
+        return { ok: true };
+      }).immediate,
+
+      completeEnrollment: db.transaction((id: string, now: number): CompleteEnrollmentResult => {
+        const row = selectPending.get(id) as Row | undefined;
+        if (row === undefined) return { ok: false, reason: 'unknown' };
+        const p = pendingFromRow(row);
+        if (now >= p.expiresAt) return { ok: false, reason: 'expired' };
+        const r = enrollNodeRaw({
+          nodeId: p.nodeId,
+          group: p.group,
+          ekPublic: p.ekPublic,
+          ekCert: p.ekCert,
+          akPublic: p.akPublic,
+          akName: p.akName,
+          enrolledAt: now,
+        });
+        if (r.ok) deletePending.run(id);
+        return r;
+      }).immediate,
+
+      createChallenge: db.transaction((c: NewChallenge, params: Buffer): void => {
+        if (nodeExists.get(c.nodeId) === undefined) throw misuse(`createChallenge: node ${JSON.stringify(c.nodeId)} is not enrolled`);
+        if (challengeExists.get(c.challengeId) !== undefined) throw misuse(`createChallenge: challenge id ${JSON.stringify(c.challengeId)} is already used`);
+        insertChallenge.run(c.challengeId, c.nodeId, checkBytes(c.nonce, 'nonce'), params, c.createdAt, c.expiresAt);
+      }).immediate,
+
+      consumeChallenge: db.transaction((id: string, nodeId: string, now: number): ConsumeChallengeResult => {
+        const row = selectChallenge.get(id) as Row | undefined;
+        if (row === undefined) return { ok: false, reason: 'unknown' };
+        const c = challengeFromRow(row);
+        // A challenge of another node is not burnt by the attempt: its owner may still use it.
+        if (c.nodeId !== nodeId) return { ok: false, reason: 'wrong-node' };
+        if (c.consumedAt !== null) return { ok: false, reason: 'consumed' };
+        if (now >= c.expiresAt) return { ok: false, reason: 'expired' };
+        // The guard on consumed_at makes the update itself single-use, even outside a transaction.
+        if (markConsumed.run(now, id).changes !== 1) return { ok: false, reason: 'consumed' };
+        return { ok: true, challenge: { ...c, consumedAt: now } };
+      }).immediate,
+
+      deleteExpired: db.transaction((now: number): number => {
+        return deleteExpiredChallenges.run(now).changes + deleteExpiredPending.run(now).changes;
+      }).immediate,
+
+      assignPolicy: db.transaction((group: string, digest: string, now: number): void => {
+        if (policyExists.get(digest) === undefined) throw misuse(`assignPolicy: no policy has digest ${digest}`);
+        upsertAssignment.run(group, digest, now);
+      }).immediate,
+
+      appendDecision: db.transaction((d: DecisionInput): AppendedDecision => {
+        // Read the head under the write lock, so the next seq and prev are those of the last
+        // committed entry whatever other connections do.
+        const head = selectHead.get() as Row | undefined;
+        const seq = head === undefined ? 1 : colInt(head, 'decisions', 'seq') + 1;
+        const prev = head === undefined ? GENESIS_PREV : colBlob(head, 'decisions', 'hash');
+        const { entry, hash } = buildLedgerEntry({ seq, prev, time: d.time, kind: d.kind, node: d.nodeId, outcome: d.outcome, body: d.body });
+        insertDecision.run(seq, d.kind, d.nodeId, d.outcome, d.time, Buffer.from(entry), Buffer.from(prev), Buffer.from(hash));
+        return { seq, hash };
+      }).immediate,
+    };
+  }
+
+  /**
+   * Opens (creating when missing) the database in `options.dataDir`, sets WAL,
+   * `synchronous=FULL` and foreign keys, and applies pending migrations.
+   *
+   * @throws UnavailableError STORE_UNAVAILABLE when the file cannot be opened or is not a
+   *   database; STORE_SCHEMA_MISMATCH when its schema is newer or differs from this code's
+   */
+  static async open(options: SqliteStoreOptions): Promise<SqliteStore> {
+    const fileName = options.fileName ?? SQLITE_DEFAULT_FILE;
+    if (typeof options.dataDir !== 'string' || options.dataDir === '') throw misuse('dataDir must be a non-empty path');
+    if (fileName === '' || fileName !== path.basename(fileName)) throw misuse('fileName must be a plain file name');
+    const file = path.join(options.dataDir, fileName);
+    let db: Database.Database | undefined;
+    try {
+      mkdirSync(options.dataDir, { recursive: true, mode: 0o700 });
+      db = new Database(file, { timeout: options.busyTimeoutMs ?? 5000 });
+      const mode = db.pragma('journal_mode = WAL', { simple: true });
+      if (mode !== 'wal') throw new UnavailableError('STORE_UNAVAILABLE', `store: ${file} cannot use WAL journaling (got ${String(mode)})`);
+      db.pragma('synchronous = FULL');
+      db.pragma('foreign_keys = ON');
+      if (db.pragma('foreign_keys', { simple: true }) !== 1) throw new UnavailableError('STORE_UNAVAILABLE', 'store: foreign keys could not be enabled');
+      migrate(db);
+      return new SqliteStore(db, file);
+    } catch (e) {
+      try {
+        db?.close();
+      } catch {
+        // Closing a connection that failed to open can itself fail; the open error is the one to report.
+      }
+      throw storeError(`open ${file}`, e);
+    }
+  }
+
+  /** The database file. */
+  get path(): string {
+    return this.#path;
+  }
+
+  /** A prepared statement, cached per SQL text (preparing costs more than most queries here). */
+  #stmt(sql: string): Database.Statement {
+    let st = this.#statements.get(sql);
+    if (st === undefined) {
+      st = this.#db.prepare(sql);
+      this.#statements.set(sql, st);
+    }
+    return st;
+  }
+
+  #run<T>(op: string, fn: () => T): T {
+    try {
+      return fn();
+    } catch (e) {
+      throw storeError(op, e);
+    }
+  }
+
+  async schemaVersion(): Promise<number> {
+    return this.#run('schemaVersion', () => {
+      const v = this.#stmt('SELECT COALESCE(MAX(version), 0) AS v FROM schema_migrations').get() as Row;
+      return colInt(v, 'schema_migrations', 'v');
+    });
+  }
+
+  /**
+   * The connection's durability settings as SQLite reports them (for health checks and tests):
+   * journal mode, synchronous level (2 = FULL), foreign keys, schema version.
+   */
+  async diagnostics(): Promise<{ journalMode: string; synchronous: number; foreignKeys: boolean; schemaVersion: number }> {
+    const schemaVersion = await this.schemaVersion();
+    return this.#run('diagnostics', () => ({
+      journalMode: String(this.#db.pragma('journal_mode', { simple: true })),
+      synchronous: Number(this.#db.pragma('synchronous', { simple: true })),
+      foreignKeys: this.#db.pragma('foreign_keys', { simple: true }) === 1,
+      schemaVersion,
+    }));
+  }
+
+  // --- nodes -----------------------------------------------------------------------------------
+
+  async enrollNode(node: NewNode): Promise<EnrollNodeResult> {
+    return this.#run('enrollNode', () => this.#tx.enrollNode(node));
+  }
+
+  async getNode(nodeId: string): Promise<NodeRecord | null> {
+    checkId(nodeId, 'nodeId');
+    return this.#run('getNode', () => {
+      const row = this.#stmt('SELECT * FROM nodes WHERE node_id = ?').get(nodeId) as Row | undefined;
+      return row === undefined ? null : nodeFromRow(row);
+    });
+  }
+
+  async getNodeByAkName(akName: Uint8Array): Promise<NodeRecord | null> {
+    const b = checkBytes(akName, 'akName');
+    return this.#run('getNodeByAkName', () => {
+      const row = this.#stmt('SELECT * FROM nodes WHERE ak_name = ?').get(b) as Row | undefined;
+      return row === undefined ? null : nodeFromRow(row);
+    });
+  }
+
+  async updateQuoteCounters(nodeId: string, expected: QuoteCounters | null, next: QuoteCounters, now: number): Promise<CounterUpdateResult> {
+    checkId(nodeId, 'nodeId');
+    if (expected !== null) checkCounters(expected, 'expected');
+    checkCounters(next, 'next');
+    checkTime(now, 'now');
+    return this.#run('updateQuoteCounters', () => this.#tx.updateCounters(nodeId, expected, next, now));
+  }
+
+  // --- enrolment -------------------------------------------------------------------------------
+
+  async createPendingEnrollment(p: NewPendingEnrollment): Promise<void> {
+    const args = [
+      checkId(p.enrollmentId, 'enrollmentId'),
+      checkId(p.nodeId, 'nodeId'),
+      checkId(p.group, 'group'),
+      checkBytes(p.ekPublic, 'ekPublic'),
+      p.ekCert === null ? null : checkBytes(p.ekCert, 'ekCert'),
+      checkBytes(p.akPublic, 'akPublic'),
+      checkBytes(p.akName, 'akName'),
+      checkBytes(p.secretSha256, 'secretSha256', 32),
+      checkTime(p.createdAt, 'createdAt'),
+      checkTime(p.expiresAt, 'expiresAt'),
+    ];
+    this.#run('createPendingEnrollment', () => {
+      this.#stmt(
+          `INSERT INTO pending_enrollments
+             (enrollment_id, node_id, group_name, ek_public, ek_cert, ak_public, ak_name, secret_sha256, created_at, expires_at)
+           VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)`,
+        )
+        .run(...args);
+    });
+  }
+
+  async getPendingEnrollment(enrollmentId: string): Promise<PendingEnrollment | null> {
+    checkId(enrollmentId, 'enrollmentId');
+    return this.#run('getPendingEnrollment', () => {
+      const row = this.#stmt('SELECT * FROM pending_enrollments WHERE enrollment_id = ?').get(enrollmentId) as Row | undefined;
+      return row === undefined ? null : pendingFromRow(row);
+    });
+  }
+
+  async recordEnrollmentAttempt(enrollmentId: string): Promise<number | null> {
+    checkId(enrollmentId, 'enrollmentId');
+    return this.#run('recordEnrollmentAttempt', () => {
+      const row = this.#stmt('UPDATE pending_enrollments SET attempts = attempts + 1 WHERE enrollment_id = ? RETURNING attempts')
+        .get(enrollmentId) as Row | undefined;
+      return row === undefined ? null : colInt(row, 'pending_enrollments', 'attempts');
+    });
+  }
+
+  async completeEnrollment(enrollmentId: string, now: number): Promise<CompleteEnrollmentResult> {
+    checkId(enrollmentId, 'enrollmentId');
+    checkTime(now, 'now');
+    return this.#run('completeEnrollment', () => this.#tx.completeEnrollment(enrollmentId, now));
+  }
+
+  async deletePendingEnrollment(enrollmentId: string): Promise<boolean> {
+    checkId(enrollmentId, 'enrollmentId');
+    return this.#run('deletePendingEnrollment', () => this.#stmt('DELETE FROM pending_enrollments WHERE enrollment_id = ?').run(enrollmentId).changes === 1);
+  }
+
+  // --- challenges ------------------------------------------------------------------------------
+
+  async createChallenge(c: NewChallenge): Promise<void> {
+    checkId(c.challengeId, 'challengeId');
+    checkId(c.nodeId, 'nodeId');
+    checkBytes(c.nonce, 'nonce');
+    checkTime(c.createdAt, 'createdAt');
+    checkTime(c.expiresAt, 'expiresAt');
+    if (c.expiresAt <= c.createdAt) throw misuse('createChallenge: expiresAt must be after createdAt');
+    const params = Buffer.from(encodeCanonical(c.params, { maxDepth: PARAMS_LIMITS.maxDepth }));
+    if (params.length > PARAMS_LIMITS.maxBytes) throw misuse(`createChallenge: params exceed ${PARAMS_LIMITS.maxBytes} bytes`);
+    this.#run('createChallenge', () => this.#tx.createChallenge(c, params));
+  }
+
+  async consumeChallenge(challengeId: string, nodeId: string, now: number): Promise<ConsumeChallengeResult> {
+    checkId(challengeId, 'challengeId');
+    checkId(nodeId, 'nodeId');
+    checkTime(now, 'now');
+    return this.#run('consumeChallenge', () => this.#tx.consumeChallenge(challengeId, nodeId, now));
+  }
+
+  async deleteExpired(now: number): Promise<number> {
+    checkTime(now, 'now');
+    return this.#run('deleteExpired', () => this.#tx.deleteExpired(now));
+  }
+
+  // --- policies --------------------------------------------------------------------------------
+
+  async putPolicy(policyId: string, document: string, now: number): Promise<PolicyRecord> {
+    checkId(policyId, 'policyId');
+    if (typeof document !== 'string') throw misuse('putPolicy: document must be a string');
+    checkTime(now, 'now');
+    const digest = createHash('sha256').update(document, 'utf8').digest('hex');
+    return this.#run('putPolicy', () => {
+      this.#stmt('INSERT INTO policies (digest, policy_id, document, created_at) VALUES (?, ?, ?, ?) ON CONFLICT (digest) DO NOTHING')
+        .run(digest, policyId, document, now);
+      const row = this.#stmt('SELECT * FROM policies WHERE digest = ?').get(digest) as Row | undefined;
+      if (row === undefined) throw new UnavailableError('STORE_UNAVAILABLE', `store: policy ${digest} is missing right after it was written`);
+      return policyFromRow(row);
+    });
+  }
+
+  async getPolicy(digest: string): Promise<PolicyRecord | null> {
+    if (typeof digest !== 'string' || !HEX64_RE.test(digest)) throw misuse('getPolicy: digest must be 64 lower-case hex digits');
+    return this.#run('getPolicy', () => {
+      const row = this.#stmt('SELECT * FROM policies WHERE digest = ?').get(digest) as Row | undefined;
+      return row === undefined ? null : policyFromRow(row);
+    });
+  }
+
+  async assignPolicy(group: string, digest: string, now: number): Promise<void> {
+    checkId(group, 'group');
+    if (typeof digest !== 'string' || !HEX64_RE.test(digest)) throw misuse('assignPolicy: digest must be 64 lower-case hex digits');
+    checkTime(now, 'now');
+    this.#run('assignPolicy', () => this.#tx.assignPolicy(group, digest, now));
+  }
+
+  async getAssignedPolicy(group: string): Promise<PolicyRecord | null> {
+    checkId(group, 'group');
+    return this.#run('getAssignedPolicy', () => {
+      const row = this.#stmt('SELECT p.* FROM policy_assignments a JOIN policies p ON p.digest = a.policy_digest WHERE a.group_name = ?')
+        .get(group) as Row | undefined;
+      return row === undefined ? null : policyFromRow(row);
+    });
+  }
+
+  // --- ledger ----------------------------------------------------------------------------------
+
+  async appendDecision(decision: DecisionInput): Promise<AppendedDecision> {
+    if (decision.nodeId !== null) checkId(decision.nodeId, 'nodeId');
+    checkTime(decision.time, 'time');
+    return this.#run('appendDecision', () => this.#tx.appendDecision(decision));
+  }
+
+  async getDecision(seq: number): Promise<DecisionRecord | null> {
+    if (!Number.isSafeInteger(seq) || seq < 1) throw misuse('getDecision: seq must be a positive integer');
+    return this.#run('getDecision', () => {
+      const row = this.#stmt('SELECT * FROM decisions WHERE seq = ?').get(seq) as Row | undefined;
+      return row === undefined ? null : decisionFromRow(row);
+    });
+  }
+
+  async listDecisions(fromSeq: number, limit: number): Promise<DecisionRecord[]> {
+    if (!Number.isSafeInteger(fromSeq) || fromSeq < 1) throw misuse('listDecisions: fromSeq must be a positive integer');
+    if (!Number.isSafeInteger(limit) || limit < 1 || limit > MAX_LIST) throw misuse(`listDecisions: limit must be 1..${MAX_LIST}`);
+    return this.#run('listDecisions', () => {
+      const rows = this.#stmt('SELECT * FROM decisions WHERE seq >= ? ORDER BY seq LIMIT ?').all(fromSeq, limit) as Row[];
+      return rows.map(decisionFromRow);
+    });
+  }
+
+  async ledgerHead(): Promise<AppendedDecision | null> {
+    return this.#run('ledgerHead', () => {
+      const row = this.#stmt('SELECT seq, hash FROM decisions ORDER BY seq DESC LIMIT 1').get() as Row | undefined;
+      return row === undefined ? null : { seq: colInt(row, 'decisions', 'seq'), hash: colBlob(row, 'decisions', 'hash') };
+    });
+  }
+
+  async close(): Promise<void> {
+    this.#run('close', () => {
+      if (this.#db.open) this.#db.close();
+    });
+  }
+}
+
+/** Applies pending migrations in one IMMEDIATE transaction, after checking the applied ones. */
+function migrate(db: Database.Database): void {
+  db.exec(SCHEMA_MIGRATIONS_SQLITE);
+  db.transaction(() => {
+    const applied = db.prepare('SELECT version, name, checksum FROM schema_migrations ORDER BY version').all() as Row[];
+    const done = new Set<number>();
+    for (const a of applied) {
+      const version = colInt(a, 'schema_migrations', 'version');
+      const m = MIGRATIONS.find((x) => x.version === version);
+      if (m === undefined) {
+        throw new UnavailableError('STORE_SCHEMA_MISMATCH', `store: the database has schema version ${version}, newer than this vouch knows (${MIGRATIONS.length})`);
+      }
+      if (colText(a, 'schema_migrations', 'checksum') !== migrationChecksum(m.sqlite)) {
+        throw new UnavailableError('STORE_SCHEMA_MISMATCH', `store: migration ${version} (${m.name}) in the database differs from this vouch's`);
+      }
+      done.add(version);
+    }
+    const record = db.prepare('INSERT INTO schema_migrations (version, name, checksum) VALUES (?, ?, ?)');
+    for (const m of MIGRATIONS) {
+      if (done.has(m.version)) continue;
+      db.exec(m.sqlite);
+      record.run(m.version, m.name, migrationChecksum(m.sqlite));
+    }
+  }).immediate();
+}
