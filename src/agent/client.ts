@@ -97,12 +97,13 @@ export class VerifierClient {
     return json as ChallengeResponse;
   }
 
-  /** Submits CBOR evidence. A refusal (403) is a normal answer, not an exception. */
+  /** Submits CBOR evidence. A refusal is a normal answer, not an exception. */
   async attest(evidenceCbor: Uint8Array): Promise<AttestationAnswer> {
     const { status, json } = await this.#send('POST', '/v1/attestations', evidenceCbor, 'application/cbor');
-    if (status === 200 || status === 403) {
+    // A decision (affirming, or a refusal with the status of its first failure) is an answer.
+    if (status === 200 || (status >= 400 && status < 500)) {
       const a = json as AttestationAnswer & ErrorAnswer;
-      if (a.decision === 'affirming' || a.decision === 'contraindicated') return a;
+      if ((status === 200 && a.decision === 'affirming') || (status !== 200 && a.decision === 'contraindicated')) return a;
     }
     throw this.#refusal(status, json);
   }

@@ -45,6 +45,21 @@ export interface AppraisalInput {
   readonly policy: Policy | null;
   /** Appraisal time, epoch milliseconds. */
   readonly now: number;
+  /**
+   * Whether `evidence.boundKey` is a supported public key, when the caller already parsed it
+   * (the service caches it per key); computed here when absent. Same answer either way.
+   */
+  readonly boundKeySupported?: boolean;
+}
+
+/** True when `spki` is a DER SubjectPublicKeyInfo of a key type an agent may bind (EC, Ed25519, X25519). */
+export function boundKeySupported(spki: Uint8Array): boolean {
+  try {
+    const t = createPublicKey({ key: Buffer.from(spki), format: 'der', type: 'spki' }).asymmetricKeyType;
+    return t === 'ec' || t === 'ed25519' || t === 'x25519';
+  } catch {
+    return false;
+  }
 }
 
 /** The claims a successful appraisal establishes. */
@@ -139,17 +154,12 @@ export function appraise(input: AppraisalInput): Appraisal {
   record('node.enrolled', node === null ? [failure('APPRAISAL_NODE_UNKNOWN', { field: 'evidence.node', actual: evidence.nodeId })] : []);
 
   // The bound key must be a public key the agent can later prove possession of.
-  let boundKeyOk = true;
-  try {
-    const k = createPublicKey({ key: Buffer.from(evidence.boundKey), format: 'der', type: 'spki' });
-    const t = k.asymmetricKeyType;
-    boundKeyOk = t === 'ec' || t === 'ed25519' || t === 'x25519';
-  } catch {
-    boundKeyOk = false;
-  }
+  const boundKeyOk = input.boundKeySupported ?? boundKeySupported(evidence.boundKey);
   record('boundKey', boundKeyOk ? [] : [failure('EVIDENCE_BOUND_KEY_INVALID', { field: 'evidence.boundKey' })]);
 
-  record('policy.assigned', policy === null ? [failure('POLICY_NOT_ASSIGNED', { field: 'node.group' })] : []);
+  // A node that is not enrolled has no group, so no policy: that is APPRAISAL_NODE_UNKNOWN alone.
+  if (node === null) skip('policy.assigned', 'the node is not enrolled');
+  else record('policy.assigned', policy === null ? [failure('POLICY_NOT_ASSIGNED', { field: 'node.group' })] : []);
 
   // The quote: signature, binding (nonce + bound key), selection and PCR digest.
   let claims: AppraisalClaims | undefined;

@@ -197,6 +197,11 @@ export function decodeEvidenceJson(text: string): Evidence {
   return fromDataModel(doc, jsonBytes, true);
 }
 
+/** Decodes an already parsed JSON envelope (as a JSON body parser returns it). */
+export function decodeEvidenceJsonValue(doc: unknown): Evidence {
+  return fromDataModel(doc, jsonBytes, true);
+}
+
 /** The CBOR data model of an envelope (what is encoded and digested). */
 function toDataModel(e: Evidence): Map<string, unknown> {
   const pcrs = new Map<string, Map<number, Uint8Array>>();

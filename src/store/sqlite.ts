@@ -1,8 +1,18 @@
 /**
  * The embedded store: one SQLite file in the verifier's data directory (better-sqlite3).
  *
- * - WAL journal, so readers never block the writer; `synchronous=FULL`, so a ledger append that
- *   returned is on disk even after a power loss (an answer a client received is in the ledger).
+ * - WAL journal, so readers never block the writer.
+ * - Durability where an answer depends on it: ledger appends commit with `synchronous=FULL`, so
+ *   an append that returned is on disk even after a power loss (an answer a client received is
+ *   in the ledger). Other writes (challenges, consumption, counters, enrollments) commit with
+ *   `synchronous=NORMAL`: atomic and ordered, but synced by the next ledger commit, which
+ *   fsyncs the WAL and with it every frame before it. A power loss can therefore undo only
+ *   writes that no recorded decision followed — no answer was given on them — so it can never
+ *   undo a consumed challenge behind an issued artifact.
+ * - Group commit: ledger appends that arrive in the same event-loop turn are written in one
+ *   IMMEDIATE transaction and one fsync; each caller still gets its own seq and hash, and the
+ *   chain stays linear. Under load this is what keeps the ledger from costing one fsync per
+ *   request.
  * - Foreign keys on; schema through numbered migrations (src/store/migrations.ts).
  * - Every read-modify-write runs in a `BEGIN IMMEDIATE` transaction: the write lock is taken
  *   before the first read, so two processes sharing the file are serialised (a busy connection
@@ -217,6 +227,8 @@ function storeError(op: string, e: unknown): Error {
 export class SqliteStore implements Store {
   readonly #db: Database.Database;
   readonly #path: string;
+  /** Ledger appends waiting for the next group commit. */
+  readonly #pending: Array<{ decision: DecisionInput; resolve: (r: AppendedDecision) => void; reject: (e: unknown) => void }> = [];
   readonly #statements = new Map<string, Database.Statement>();
   readonly #tx: {
     enrollNode: (n: NewNode) => EnrollNodeResult;
@@ -226,7 +238,7 @@ export class SqliteStore implements Store {
     consumeChallenge: (id: string, nodeId: string, now: number) => ConsumeChallengeResult;
     deleteExpired: (now: number) => number;
     assignPolicy: (group: string, digest: string, now: number) => void;
-    appendDecision: (d: DecisionInput) => AppendedDecision;
+    appendDecisions: (ds: readonly DecisionInput[]) => AppendedDecision[];
   };
 
   private constructor(db: Database.Database, file: string) {
@@ -350,22 +362,29 @@ export class SqliteStore implements Store {
         upsertAssignment.run(group, digest, now);
       }).immediate,
 
-      appendDecision: db.transaction((d: DecisionInput): AppendedDecision => {
+      appendDecisions: db.transaction((ds: readonly DecisionInput[]): AppendedDecision[] => {
         // Read the head under the write lock, so the next seq and prev are those of the last
         // committed entry whatever other connections do.
         const head = selectHead.get() as Row | undefined;
-        const seq = head === undefined ? 1 : colInt(head, 'decisions', 'seq') + 1;
-        const prev = head === undefined ? GENESIS_PREV : colBlob(head, 'decisions', 'hash');
-        const { entry, hash } = buildLedgerEntry({ seq, prev, time: d.time, kind: d.kind, node: d.nodeId, outcome: d.outcome, body: d.body });
-        insertDecision.run(seq, d.kind, d.nodeId, d.outcome, d.time, Buffer.from(entry), Buffer.from(prev), Buffer.from(hash));
-        return { seq, hash };
+        let seq = head === undefined ? 0 : colInt(head, 'decisions', 'seq');
+        let prev = head === undefined ? GENESIS_PREV : colBlob(head, 'decisions', 'hash');
+        const out: AppendedDecision[] = [];
+        for (const d of ds) {
+          seq += 1;
+          const { entry, hash } = buildLedgerEntry({ seq, prev, time: d.time, kind: d.kind, node: d.nodeId, outcome: d.outcome, body: d.body });
+          insertDecision.run(seq, d.kind, d.nodeId, d.outcome, d.time, Buffer.from(entry), Buffer.from(prev), Buffer.from(hash));
+          out.push({ seq, hash });
+          prev = hash;
+        }
+        return out;
       }).immediate,
     };
   }
 
   /**
    * Opens (creating when missing) the database in `options.dataDir`, sets WAL,
-   * `synchronous=FULL` and foreign keys, and applies pending migrations.
+   * `synchronous=NORMAL` (ledger commits switch to FULL) and foreign keys, and applies pending
+   * migrations.
    *
    * @throws UnavailableError STORE_UNAVAILABLE when the file cannot be opened or is not a
    *   database; STORE_SCHEMA_MISMATCH when its schema is newer or differs from this code's
@@ -381,7 +400,7 @@ export class SqliteStore implements Store {
       db = new Database(file, { timeout: options.busyTimeoutMs ?? 5000 });
       const mode = db.pragma('journal_mode = WAL', { simple: true });
       if (mode !== 'wal') throw new UnavailableError('STORE_UNAVAILABLE', `store: ${file} cannot use WAL journaling (got ${String(mode)})`);
-      db.pragma('synchronous = FULL');
+      db.pragma('synchronous = NORMAL');
       db.pragma('foreign_keys = ON');
       if (db.pragma('foreign_keys', { simple: true }) !== 1) throw new UnavailableError('STORE_UNAVAILABLE', 'store: foreign keys could not be enabled');
       migrate(db);
@@ -428,7 +447,8 @@ export class SqliteStore implements Store {
 
   /**
    * The connection's durability settings as SQLite reports them (for health checks and tests):
-   * journal mode, synchronous level (2 = FULL), foreign keys, schema version.
+   * journal mode, synchronous level between ledger commits (1 = NORMAL; ledger commits run at
+   * 2 = FULL), foreign keys, schema version.
    */
   async diagnostics(): Promise<{ journalMode: string; synchronous: number; foreignKeys: boolean; schemaVersion: number }> {
     const schemaVersion = await this.schemaVersion();
@@ -594,7 +614,33 @@ export class SqliteStore implements Store {
   async appendDecision(decision: DecisionInput): Promise<AppendedDecision> {
     if (decision.nodeId !== null) checkId(decision.nodeId, 'nodeId');
     checkTime(decision.time, 'time');
-    return this.#run('appendDecision', () => this.#tx.appendDecision(decision));
+    // A body that cannot be encoded fails its own caller here, never the batch it would join.
+    buildLedgerEntry({ seq: 1, prev: GENESIS_PREV, time: decision.time, kind: decision.kind, node: decision.nodeId, outcome: decision.outcome, body: decision.body });
+    if (!this.#db.open) throw storeError('appendDecision', new TypeError('The database connection is not open'));
+    return new Promise<AppendedDecision>((resolve, reject) => {
+      this.#pending.push({ decision, resolve, reject });
+      if (this.#pending.length === 1) setImmediate(() => this.#flush());
+    });
+  }
+
+  /** Commits every queued ledger append in one durable (synchronous=FULL) transaction. */
+  #flush(): void {
+    const batch = this.#pending.splice(0);
+    if (batch.length === 0) return;
+    try {
+      const results = this.#run('appendDecision', () => {
+        this.#db.pragma('synchronous = FULL');
+        try {
+          return this.#tx.appendDecisions(batch.map((b) => b.decision));
+        } finally {
+          this.#db.pragma('synchronous = NORMAL');
+        }
+      });
+      batch.forEach((b, i) => b.resolve(results[i] as AppendedDecision));
+    } catch (e) {
+      const err = isVouchError(e) ? e : storeError('appendDecision', e);
+      for (const b of batch) b.reject(err);
+    }
   }
 
   async getDecision(seq: number): Promise<DecisionRecord | null> {
@@ -622,6 +668,8 @@ export class SqliteStore implements Store {
   }
 
   async close(): Promise<void> {
+    // Appends already queued are committed (or failed) before the connection goes.
+    if (this.#db.open) this.#flush();
     this.#run('close', () => {
       if (this.#db.open) this.#db.close();
     });

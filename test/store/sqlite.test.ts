@@ -86,10 +86,10 @@ async function challenge(s: Store, id: string, nodeId: string, expiresAt = 10_00
 }
 
 describe('opening and migrations', () => {
-  it('creates the database in WAL mode with synchronous=FULL and foreign keys on', async () => {
+  it('creates the database in WAL mode with synchronous=NORMAL between ledger commits and foreign keys on', async () => {
     const s = await open();
     expect(s.path).toBe(join(dir, SQLITE_DEFAULT_FILE));
-    expect(await s.diagnostics()).toEqual({ journalMode: 'wal', synchronous: 2, foreignKeys: true, schemaVersion: MIGRATIONS.length });
+    expect(await s.diagnostics()).toEqual({ journalMode: 'wal', synchronous: 1, foreignKeys: true, schemaVersion: MIGRATIONS.length });
   });
 
   it('is idempotent on reopen: migrations run once, data survives', async () => {
@@ -378,6 +378,26 @@ describe('decisions', () => {
     );
     expect(results.map((r) => r.seq).sort((x, y) => x - y)).toEqual(Array.from({ length: 60 }, (_, i) => i + 1));
     expect(verifyChain(await b.listDecisions(1, 1000)).ok).toBe(true);
+  });
+
+  it('group commit: appends in one turn share a transaction, each gets its own seq; a bad one fails alone', async () => {
+    const s = await open();
+    const good = Array.from({ length: 20 }, (_, i) => s.appendDecision({ kind: 'heartbeat', nodeId: null, outcome: 'recorded', time: i, body: { i } }));
+    const bad = s.appendDecision({ kind: 'enroll', nodeId: null, outcome: 'ok', time: 1, body: { f: 0.5 } });
+    await expectCode(bad, MisuseError, 'MISUSE_ARGUMENT', /floats/);
+    const results = await Promise.all(good);
+    expect(results.map((r) => r.seq)).toEqual(Array.from({ length: 20 }, (_, i) => i + 1));
+    const rows = await s.listDecisions(1, 100);
+    expect(rows.map((r) => decodeLedgerEntry(r.entry).body)).toEqual(Array.from({ length: 20 }, (_, i) => ({ i })));
+    expect(verifyChain(rows).ok).toBe(true);
+  });
+
+  it('appends queued before close are committed, appends after close are STORE_UNAVAILABLE', async () => {
+    const s = await open();
+    const queued = s.appendDecision({ kind: 'heartbeat', nodeId: null, outcome: 'recorded', time: 1, body: {} });
+    await s.close();
+    expect((await queued).seq).toBe(1);
+    await expectCode(s.appendDecision({ kind: 'heartbeat', nodeId: null, outcome: 'recorded', time: 2, body: {} }), UnavailableError, 'STORE_UNAVAILABLE');
   });
 
   it('rejects a malformed decision without writing anything', async () => {

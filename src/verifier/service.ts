@@ -1,0 +1,397 @@
+/**
+ * The verifier's operations, independent of HTTP: enrollment (EK chain + credential activation),
+ * challenges, appraisal with artifact issuance. Every decision is appended to the ledger.
+ *
+ * Fail closed: an exception anywhere (store, signer, appraisal) ends the request with an error and
+ * no artifact; a refusal is recorded with its reasons before it is returned.
+ */
+import { createHash, randomBytes, timingSafeEqual } from 'node:crypto';
+import { fromBase64Url, toBase64Url, toHex } from '../lib/bytes.js';
+import { isVouchError, MisuseError, ParseError, UnavailableError, VerificationError, type VouchError } from '../lib/errors.js';
+import { failure, failureFromError, type Failure } from '../lib/failure.js';
+import { TPM_ALG, hashById } from '../tpm/abi/constants.js';
+import { decodeTpmtPublic, type TpmtPublic } from '../tpm/abi/public.js';
+import type { PcrSelection } from '../tpm/abi/pcr.js';
+import { checkAkTemplate } from '../tpm/verify/ak.js';
+import { importTpmPublic, type TpmVerifyKey } from '../tpm/verify/keys.js';
+import { tpmName } from '../tpm/name.js';
+import { makeCredential } from '../tpm/credential.js';
+import { ekMatchesPublic, parseEkCertificate, verifyEkChain, type EkCertificate, type EkTrustStore } from '../tpm/ek/index.js';
+import { canonicalPolicyJson, parsePolicy, policyDigest, type Policy } from '../policy/index.js';
+import { issueArtifact, toPublicJwk, type ArtifactSigner, type CnfJwk } from '../artifact/index.js';
+import { appraise, boundKeySupported, challengeSelection, type Appraisal } from '../appraisal/appraise.js';
+import { evidenceDigest, type Evidence } from '../evidence/envelope.js';
+import type { NodeRecord, Store } from '../store/types.js';
+
+/** Settings of a verifier. */
+export interface VerifierSettings {
+  /** This verifier's id (`ear.verifier-id`, `iss`). */
+  readonly verifierId: string;
+  /** Policy per node group; a node can only enroll into a listed group. */
+  readonly groups: ReadonlyMap<string, Policy>;
+  /** Trusted TPM vendor CAs for EK certificates. */
+  readonly ekTrust: EkTrustStore;
+  /** Refuse nodes without an EK certificate (default true: fail closed). */
+  readonly requireEkCertificate: boolean;
+  readonly challengeTtlMs: number;
+  readonly enrollmentTtlMs: number;
+  /** Failed activations after which a pending enrollment is dropped. */
+  readonly maxActivationAttempts: number;
+}
+
+/** What varies between runs: injected so tests and replays are deterministic. */
+export interface VerifierDeps {
+  readonly store: Store;
+  readonly signer: ArtifactSigner;
+  /** Epoch milliseconds. */
+  readonly clock: () => number;
+  readonly random: (n: number) => Uint8Array;
+}
+
+/** Enrollment request (JSON, base64url byte strings). */
+export interface EnrollRequest {
+  readonly group: string;
+  readonly ekPublic: string;
+  readonly ekCertificates: readonly string[];
+  readonly akPublic: string;
+}
+
+export interface EnrollChallenge {
+  readonly enrollmentId: string;
+  readonly nodeId: string;
+  readonly credentialBlob: string;
+  readonly secret: string;
+  readonly expiresAt: number;
+}
+
+export interface ChallengeResponse {
+  readonly challengeId: string;
+  readonly nonce: string;
+  readonly expiresAt: number;
+  readonly pcrSelection: ReadonlyArray<{ readonly bank: string; readonly pcrs: readonly number[] }>;
+}
+
+/** The answer to an evidence submission. */
+export interface AttestationResult {
+  readonly decision: 'affirming' | 'contraindicated';
+  readonly nodeId: string;
+  readonly ledger: { readonly seq: number; readonly hash: string };
+  readonly failures: readonly Failure[];
+  readonly appraisal: Appraisal;
+  /** The authorization artifact (EAR JWT); only on an affirming decision. */
+  readonly artifact?: string;
+}
+
+/** An error that carries every failure that caused it (a refused enrollment). */
+export class RefusalError extends VerificationError {
+  readonly failures: readonly Failure[];
+  readonly ledger?: { readonly seq: number; readonly hash: string };
+  constructor(e: VouchError | Failure, failures: readonly Failure[], ledger?: { seq: number; hash: string }) {
+    super(e.code, e.message, { ...(e.field !== undefined ? { field: e.field } : {}) });
+    this.failures = failures;
+    if (ledger !== undefined) this.ledger = ledger;
+  }
+}
+
+const sha256 = (b: Uint8Array): Uint8Array => new Uint8Array(createHash('sha256').update(b).digest());
+
+/** Node ids derive from the EK: stable across agent reinstalls, never chosen by the node. */
+export function nodeIdForEk(ekPublic: TpmtPublic): string {
+  return `tpm-${toHex(tpmName(ekPublic).subarray(2, 14))}`;
+}
+
+function b64(field: string, v: string): Uint8Array {
+  try {
+    return fromBase64Url(v, field);
+  } catch {
+    throw new ParseError('REQUEST_MALFORMED', `${field} is not unpadded base64url`, { field });
+  }
+}
+
+export class VerifierService {
+  readonly settings: VerifierSettings;
+  readonly deps: VerifierDeps;
+  /** Imported AK keys by node id: importing costs more than verifying. */
+  readonly #akCache = new Map<string, { akPublicHex: string; key: TpmVerifyKey }>();
+  /** Parsed bound keys by SPKI (an agent binds the same key into every attestation it makes). */
+  readonly #boundKeys = new Map<string, CnfJwk | null>();
+
+  constructor(settings: VerifierSettings, deps: VerifierDeps) {
+    this.settings = settings;
+    this.deps = deps;
+  }
+
+  /** Stores every group's policy (content-addressed) and assigns it; records the change. */
+  async installPolicies(): Promise<void> {
+    const now = this.deps.clock();
+    for (const [group, policy] of this.settings.groups) {
+      const digest = policyDigest(policy);
+      const current = await this.deps.store.getAssignedPolicy(group);
+      if (current?.digest === digest) continue;
+      const rec = await this.deps.store.putPolicy(policy.id, canonicalPolicyJson(policy), now);
+      if (rec.digest !== digest) throw new UnavailableError('STORE_UNAVAILABLE', 'stored policy digest differs from the computed digest');
+      await this.deps.store.assignPolicy(group, digest, now);
+      await this.deps.store.appendDecision({
+        kind: 'policy',
+        nodeId: null,
+        outcome: 'assigned',
+        time: now,
+        body: { group, policyId: policy.id, policyDigest: digest, previous: current?.digest ?? null },
+      });
+    }
+  }
+
+  /** Step 1 of enrollment: check the EK and AK, seal a credential to them. */
+  async enroll(req: EnrollRequest): Promise<EnrollChallenge> {
+    const now = this.deps.clock();
+    const failures: Failure[] = [];
+    if (!this.settings.groups.has(req.group)) {
+      throw new MisuseError('ENROLL_GROUP_UNKNOWN', `group "${req.group}" is not configured on this verifier`, { field: 'group', actual: req.group });
+    }
+    const ekPublic = decodeTpmtPublic(b64('ekPublic', req.ekPublic));
+    const akPublic = decodeTpmtPublic(b64('akPublic', req.akPublic));
+    const nodeId = nodeIdForEk(ekPublic);
+    const akName = tpmName(akPublic);
+
+    // The AK: a restricted signing key whose key can be imported.
+    failures.push(...checkAkTemplate(akPublic));
+    try {
+      importTpmPublic(akPublic);
+    } catch (e) {
+      if (!isVouchError(e)) throw e;
+      failures.push(failureFromError(e));
+    }
+
+    // The EK certificate chain (leaf first, then intermediates the TPM stores in NV).
+    const certs: EkCertificate[] = [];
+    for (const [i, c] of req.ekCertificates.entries()) {
+      try {
+        certs.push(parseEkCertificate(b64(`ekCertificates[${i}]`, c)));
+      } catch (e) {
+        if (!isVouchError(e)) throw e;
+        failures.push({ ...failureFromError(e), field: `ekCertificates[${i}]` });
+      }
+    }
+    const leaf = certs.find((c) => ekMatchesPublic(c, ekPublic).ok);
+    if (certs.length === 0) {
+      if (this.settings.requireEkCertificate) failures.push(failure('ENROLL_EK_CERT_MISSING', { field: 'ekCertificates' }));
+    } else if (leaf === undefined) {
+      failures.push(failure('EK_KEY_MISMATCH', { field: 'ekCertificates', message: 'no certificate holds the EK public key' }));
+    } else {
+      const chain = verifyEkChain(leaf, { trust: this.settings.ekTrust, intermediates: certs.filter((c) => c !== leaf), now: new Date(now) });
+      if (!chain.ok) {
+        failures.push(failure('ENROLL_EK_UNTRUSTED', { field: 'ekCertificates' }));
+        failures.push(...chain.failures.map((f) => failure(f.code, f)));
+      }
+    }
+    if (ekPublic.type !== TPM_ALG.RSA && ekPublic.type !== TPM_ALG.ECC) failures.push(failure('ENROLL_EK_UNTRUSTED', { field: 'ekPublic', message: 'the EK must be an RSA or ECC key' }));
+
+    if (failures.length > 0) {
+      const seq = await this.#record('enroll', nodeId, 'refused', now, { group: req.group, akName: toHex(akName), failures });
+      throw new RefusalError(failures[0] as Failure, failures, seq);
+    }
+
+    const secret = this.deps.random(32);
+    const cred = makeCredential({ ekPublic, akName, credential: secret, random: this.deps.random });
+    const enrollmentId = toHex(this.deps.random(16));
+    await this.deps.store.createPendingEnrollment({
+      enrollmentId,
+      nodeId,
+      group: req.group,
+      ekPublic: ekPublic.raw ?? new Uint8Array(0),
+      ekCert: leaf?.der ?? null,
+      akPublic: akPublic.raw ?? new Uint8Array(0),
+      akName,
+      secretSha256: sha256(secret),
+      createdAt: now,
+      expiresAt: now + this.settings.enrollmentTtlMs,
+    });
+    return {
+      enrollmentId,
+      nodeId,
+      credentialBlob: toBase64Url(cred.credentialBlob),
+      secret: toBase64Url(cred.secret),
+      expiresAt: now + this.settings.enrollmentTtlMs,
+    };
+  }
+
+  /** Step 2 of enrollment: the node returns the activated secret; only then is it enrolled. */
+  async activate(enrollmentId: string, secretB64: string): Promise<{ nodeId: string; akName: string; ledger: { seq: number; hash: string } }> {
+    const now = this.deps.clock();
+    const pending = await this.deps.store.getPendingEnrollment(enrollmentId);
+    if (pending === null || pending.expiresAt <= now) {
+      throw new VerificationError('ENROLL_UNKNOWN', undefined, { field: 'enrollmentId', actual: enrollmentId });
+    }
+    const got = sha256(b64('secret', secretB64));
+    if (!timingSafeEqual(got, pending.secretSha256)) {
+      const attempts = await this.deps.store.recordEnrollmentAttempt(enrollmentId);
+      if (attempts !== null && attempts >= this.settings.maxActivationAttempts) await this.deps.store.deletePendingEnrollment(enrollmentId);
+      const f = failure('ENROLL_ACTIVATION_FAILED', { field: 'secret' });
+      const seq = await this.#record('enroll', pending.nodeId, 'refused', now, { group: pending.group, akName: toHex(pending.akName), failures: [f] });
+      throw new RefusalError(f, [f], seq);
+    }
+    const done = await this.deps.store.completeEnrollment(enrollmentId, now);
+    if (!done.ok) {
+      if (done.reason === 'unknown' || done.reason === 'expired') throw new VerificationError('ENROLL_UNKNOWN', undefined, { field: 'enrollmentId' });
+      // A refusal like any other: recorded, and the pending enrollment (which can never succeed) dropped.
+      await this.deps.store.deletePendingEnrollment(enrollmentId);
+      const f = failure('ENROLL_CONFLICT', { message: `enrollment refused: ${done.reason}`, field: 'nodeId', actual: pending.nodeId });
+      const seq = await this.#record('enroll', pending.nodeId, 'refused', now, { group: pending.group, akName: toHex(pending.akName), failures: [f] });
+      throw new RefusalError(f, [f], seq);
+    }
+    const ledger = await this.#record('enroll', pending.nodeId, 'enrolled', now, {
+      group: pending.group,
+      akName: toHex(pending.akName),
+      ekPublicSha256: toHex(sha256(pending.ekPublic)),
+      ekCertSha256: pending.ekCert === null ? null : toHex(sha256(pending.ekCert)),
+    });
+    return { nodeId: pending.nodeId, akName: toHex(pending.akName), ledger };
+  }
+
+  /** Issues a single-use challenge for an enrolled node, with the PCR selection its policy needs. */
+  async challenge(nodeId: string): Promise<ChallengeResponse> {
+    const now = this.deps.clock();
+    const node = await this.deps.store.getNode(nodeId);
+    if (node === null) throw new VerificationError('APPRAISAL_NODE_UNKNOWN', undefined, { field: 'nodeId', actual: nodeId });
+    const policy = this.settings.groups.get(node.group);
+    if (policy === undefined) throw new VerificationError('POLICY_NOT_ASSIGNED', undefined, { field: 'group', actual: node.group });
+    const selection = challengeSelection(policy);
+    const challengeId = toHex(this.deps.random(16));
+    const nonce = this.deps.random(32);
+    const expiresAt = now + this.settings.challengeTtlMs;
+    await this.deps.store.createChallenge({
+      challengeId,
+      nodeId,
+      nonce,
+      params: { policyDigest: policyDigest(policy), selection: selection.map((b) => ({ hashAlg: b.hashAlg, pcrs: [...b.pcrs] })) },
+      createdAt: now,
+      expiresAt,
+    });
+    return {
+      challengeId,
+      nonce: toBase64Url(nonce),
+      expiresAt,
+      pcrSelection: selection.map((b) => ({ bank: hashById(b.hashAlg)?.name ?? String(b.hashAlg), pcrs: [...b.pcrs] })),
+    };
+  }
+
+  #akKey(node: NodeRecord): TpmVerifyKey {
+    const hex = toHex(node.akPublic);
+    const hit = this.#akCache.get(node.nodeId);
+    if (hit !== undefined && hit.akPublicHex === hex) return hit.key;
+    const key = importTpmPublic(decodeTpmtPublic(node.akPublic));
+    this.#akCache.set(node.nodeId, { akPublicHex: hex, key });
+    return key;
+  }
+
+  /** The bound key as a JWK, or null when it is not a supported key; cached per SPKI (bounded). */
+  #boundKey(spki: Uint8Array): CnfJwk | null {
+    const hex = toHex(spki);
+    const hit = this.#boundKeys.get(hex);
+    if (hit !== undefined) return hit;
+    let jwk: CnfJwk | null = null;
+    if (boundKeySupported(spki)) {
+      try {
+        jwk = toPublicJwk(spki, 'evidence.boundKey');
+      } catch (e) {
+        if (!isVouchError(e)) throw e;
+      }
+    }
+    if (this.#boundKeys.size >= 4096) this.#boundKeys.delete(this.#boundKeys.keys().next().value as string);
+    this.#boundKeys.set(hex, jwk);
+    return jwk;
+  }
+
+  /** Appraises evidence; an affirming decision returns a signed artifact. */
+  async attest(evidence: Evidence): Promise<AttestationResult> {
+    const now = this.deps.clock();
+    const store = this.deps.store;
+    // Consume first: even a failing submission uses the challenge up, so it cannot be retried.
+    const consumed = await store.consumeChallenge(evidence.challengeId, evidence.nodeId, now);
+    const node = await store.getNode(evidence.nodeId);
+    const policy = node === null ? null : (this.settings.groups.get(node.group) ?? null);
+
+    let appraisal: Appraisal;
+    try {
+      const selection: PcrSelection =
+        consumed.ok && Array.isArray(consumed.challenge.params['selection'])
+          ? (consumed.challenge.params['selection'] as Array<{ hashAlg: number; pcrs: number[] }>).map((b) => ({
+              hashAlg: b.hashAlg,
+              pcrs: b.pcrs,
+              sizeofSelect: Math.max(3, ((b.pcrs[b.pcrs.length - 1] ?? 0) >> 3) + 1),
+            }))
+          : [];
+      appraisal = appraise({
+        evidence,
+        challenge: consumed.ok
+          ? { ok: true, challengeId: consumed.challenge.challengeId, nodeId: consumed.challenge.nodeId, nonce: consumed.challenge.nonce, selection }
+          : { ok: false, reason: consumed.reason },
+        node: node === null ? null : { nodeId: node.nodeId, ak: this.#akKey(node), counters: node.counters },
+        policy,
+        now,
+        boundKeySupported: this.#boundKey(evidence.boundKey) !== null,
+      });
+    } catch (cause) {
+      // An exception inside appraisal is never an allow: record it and answer 5xx.
+      const f = failure('APPRAISAL_INTERNAL_ERROR', { message: isVouchError(cause) ? `${cause.code}: ${cause.message}` : 'unexpected error' });
+      await this.#record('refusal', evidence.nodeId, 'error', now, { evidenceDigest: toHex(evidenceDigest(evidence)), failures: [f] }).catch(() => undefined);
+      throw new UnavailableError('APPRAISAL_INTERNAL_ERROR', undefined, { cause });
+    }
+
+    // Counters move only forward, and only once per accepted quote (compare-and-set).
+    let failures = appraisal.failures;
+    if (appraisal.status === 'affirming' && node !== null && appraisal.claims !== undefined) {
+      const c = appraisal.claims.counters;
+      const moved = await store.updateQuoteCounters(node.nodeId, node.counters, { resetCount: c.resetCount, restartCount: c.restartCount, clock: BigInt(c.clock) }, now);
+      if (!moved.ok) {
+        const f = failure('TPM_COUNTER_ROLLBACK', { field: 'TPMS_ATTEST.clockInfo', message: 'another quote of this node was accepted concurrently' });
+        failures = [...failures, f];
+        appraisal = { ...appraisal, status: 'contraindicated', failures };
+      }
+    }
+
+    const body = {
+      challengeId: evidence.challengeId,
+      evidenceDigest: appraisal.evidenceDigest,
+      policyId: appraisal.policyId,
+      policyDigest: appraisal.policyDigest,
+      failures: failures.map((f) => ({ ...f })),
+      trustVector: { ...appraisal.trustVector },
+      claims: appraisal.claims === undefined ? null : JSON.parse(JSON.stringify(appraisal.claims)) as unknown,
+    };
+    if (appraisal.status !== 'affirming' || policy === null) {
+      const ledger = await this.#record('appraise', evidence.nodeId, 'contraindicated', now, body);
+      return { decision: 'contraindicated', nodeId: evidence.nodeId, ledger, failures, appraisal };
+    }
+    const ledger = await this.#record('appraise', evidence.nodeId, 'affirming', now, body);
+    const artifact = await issueArtifact(this.deps.signer, {
+      now: Math.floor(now / 1000),
+      lifetimeSeconds: policy.artifact.lifetimeSeconds,
+      verifierId: this.settings.verifierId,
+      nodeId: evidence.nodeId,
+      ...(policy.artifact.audience !== undefined ? { audience: policy.artifact.audience } : {}),
+      submods: { tpm0: { status: 'affirming', trustVector: appraisal.trustVector } },
+      policyId: policy.id,
+      policyDigest: policyDigest(policy),
+      evidenceDigest: appraisal.evidenceDigest,
+      boundKeyJwk: this.#boundKey(evidence.boundKey),
+      ledger,
+    });
+    return { decision: 'affirming', nodeId: evidence.nodeId, ledger, failures: [], appraisal, artifact };
+  }
+
+  async #record(kind: 'enroll' | 'appraise' | 'refusal', nodeId: string | null, outcome: string, time: number, body: Record<string, unknown>): Promise<{ seq: number; hash: string }> {
+    const r = await this.deps.store.appendDecision({ kind, nodeId, outcome, time, body: JSON.parse(JSON.stringify(body)) as Record<string, unknown> });
+    return { seq: r.seq, hash: toHex(r.hash) };
+  }
+}
+
+/** Parses a policy file's text for a group (YAML or JSON by extension). */
+export function policyFromText(text: string, path: string): Policy {
+  return parsePolicy(text, path.endsWith('.json') ? 'json' : 'yaml');
+}
+
+/** Default randomness. */
+export function defaultRandom(n: number): Uint8Array {
+  return new Uint8Array(randomBytes(n));
+}
