@@ -26,11 +26,18 @@ const CURVES: Record<CnfJwk['kty'], readonly string[]> = {
 };
 
 /**
+ * JWKs this module produced and already checked (frozen, so they cannot have changed since).
+ * Importing a key costs more than an artifact signature; a checked key is not imported again.
+ */
+const checked = new WeakSet<object>();
+
+/**
  * Reduces a public JWK to its RFC 7638 members (dropping `alg`, `use`, `kid`, …) after
  * checking that it is a public key node:crypto can import.
  * @throws MisuseError MISUSE_ARGUMENT for private keys, unknown key types or curves, bad keys
  */
 export function publicJwk(jwk: unknown, field = 'jwk'): CnfJwk {
+  if (typeof jwk === 'object' && jwk !== null && checked.has(jwk)) return jwk as CnfJwk;
   if (jwk === null || typeof jwk !== 'object' || Array.isArray(jwk)) {
     throw new MisuseError('MISUSE_ARGUMENT', `${field} is not a JWK object`, { field });
   }
@@ -57,6 +64,8 @@ export function publicJwk(jwk: unknown, field = 'jwk'): CnfJwk {
   } catch (e) {
     throw new MisuseError('MISUSE_ARGUMENT', `${field} is not a valid ${kty} public key`, { field, cause: e });
   }
+  Object.freeze(out);
+  checked.add(out);
   return out as unknown as CnfJwk;
 }
 

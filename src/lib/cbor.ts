@@ -147,7 +147,15 @@ function encodeInteger(w: Writer, v: number | bigint, path: string): void {
   else writeHead(w, MAJOR_NINT, -1n - v);
 }
 
+/** Printable ASCII: its UTF-8 form is its code units, no encoder needed (most keys and ids). */
+const ASCII_RE = /^[\x20-\x7e]*$/;
+
 function encodeText(w: Writer, s: string, path: string): void {
+  if (s.length <= 64 && ASCII_RE.test(s)) {
+    writeHead(w, MAJOR_TEXT, s.length);
+    for (let i = 0; i < s.length; i++) w.u8(s.charCodeAt(i));
+    return;
+  }
   if (LONE_SURROGATE_RE.test(s)) throw encodeError(path, 'string holds a lone surrogate and has no UTF-8 form');
   const b = textEncoder.encode(s);
   writeHead(w, MAJOR_TEXT, b.length);

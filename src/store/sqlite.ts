@@ -614,8 +614,6 @@ export class SqliteStore implements Store {
   async appendDecision(decision: DecisionInput): Promise<AppendedDecision> {
     if (decision.nodeId !== null) checkId(decision.nodeId, 'nodeId');
     checkTime(decision.time, 'time');
-    // A body that cannot be encoded fails its own caller here, never the batch it would join.
-    buildLedgerEntry({ seq: 1, prev: GENESIS_PREV, time: decision.time, kind: decision.kind, node: decision.nodeId, outcome: decision.outcome, body: decision.body });
     if (!this.#db.open) throw storeError('appendDecision', new TypeError('The database connection is not open'));
     return new Promise<AppendedDecision>((resolve, reject) => {
       this.#pending.push({ decision, resolve, reject });
@@ -638,6 +636,15 @@ export class SqliteStore implements Store {
       });
       batch.forEach((b, i) => b.resolve(results[i] as AppendedDecision));
     } catch (e) {
+      if (batch.length > 1 && isVouchError(e) && e.category === 'misuse') {
+        // One entry could not be built (a caller's bad input); nothing of the batch was written.
+        // Commit the others one by one, so the bad entry fails its own caller only.
+        for (const b of batch) {
+          this.#pending.push(b);
+          this.#flush();
+        }
+        return;
+      }
       const err = isVouchError(e) ? e : storeError('appendDecision', e);
       for (const b of batch) b.reject(err);
     }
