@@ -13,7 +13,9 @@
  * Targets (goals, printed next to the figures): ratios ≥ 60 %, HTTP ≥ 3,000/s with p99 < 20 ms.
  */
 import { constants as C, createHash, generateKeyPairSync, randomBytes, verify as cryptoVerify } from 'node:crypto';
-import { mkdtempSync, rmSync } from 'node:fs';
+import { spawn } from 'node:child_process';
+import { mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { fileURLToPath } from 'node:url';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import autocannon from 'autocannon';
@@ -210,43 +212,86 @@ async function appraisalBench(work: string): Promise<void> {
   }
 }
 
-async function httpBench(work: string): Promise<void> {
-  out('\n3. HTTP end to end: POST /v1/attestations (CBOR) on loopback, autocannon, 10 connections');
-  const f = await fixture(join(work, 'http'), 256);
+/**
+ * The HTTP server side of part 3, run in its own process (`bench/main.ts --serve DIR`), so the
+ * load generator does not share the server's event loop: builds the fixture, writes the
+ * evidence bodies for the load generator to DIR/bodies.bin, listens, prints its URL.
+ */
+async function serve(dir: string): Promise<void> {
+  const f = await fixture(join(dir, 'http'), 256);
   const app = await buildApp(f.service, { rateLimitPerMinute: 1_000_000 });
+  const count = Number(process.env['BENCH_HTTP_REQUESTS'] ?? '8000');
+  const parts: Buffer[] = [];
+  for (let i = 0; i < count; i++) {
+    const body = Buffer.from(encodeEvidenceCbor(await evidenceFor(f, i)));
+    const len = Buffer.alloc(4);
+    len.writeUInt32BE(body.length);
+    parts.push(len, body);
+  }
+  writeFileSync(join(dir, 'bodies.bin'), Buffer.concat(parts));
+  const url = await app.listen({ host: '127.0.0.1', port: 0 });
+  out(`listening ${url}`);
+  process.on('SIGTERM', () => {
+    void app.close().then(() => f.store.close()).then(() => process.exit(0));
+  });
+}
+
+async function httpBench(work: string): Promise<void> {
+  out('\n3. HTTP end to end: POST /v1/attestations (CBOR) on loopback, autocannon in this process, the verifier in another');
+  // BENCH_PROF_DIR=dir writes a CPU profile of the server process there.
+  const prof = process.env['BENCH_PROF_DIR'];
+  const flags = prof === undefined ? [] : ['--cpu-prof', `--cpu-prof-dir=${prof}`];
+  const child = spawn(process.execPath, [...flags, '--import', 'tsx', fileURLToPath(import.meta.url), '--serve', work], { stdio: ['ignore', 'pipe', 'inherit'] });
   try {
-    const count = 8000;
-    const bodies: Buffer[] = [];
-    for (let i = 0; i < count; i++) bodies.push(Buffer.from(encodeEvidenceCbor(await evidenceFor(f, i))));
-    const url = await app.listen({ host: '127.0.0.1', port: 0 });
-    let next = 0;
-    let refused = 0;
-    const result = await autocannon({
-      url,
-      connections: 10,
-      amount: count,
-      requests: [
-        {
-          method: 'POST',
-          path: '/v1/attestations',
-          headers: { 'content-type': 'application/cbor' },
-          setupRequest: (req) => ({ ...req, body: bodies[next++ % count] }),
-          onResponse: (status) => {
-            if (status !== 200) refused++;
-          },
-        },
-      ],
+    const url = await new Promise<string>((res, rej) => {
+      let buf = '';
+      child.stdout.on('data', (d: Buffer) => {
+        buf += d.toString();
+        const m = /listening (http:\/\/\S+)/.exec(buf);
+        if (m !== null) res(m[1] as string);
+      });
+      child.on('close', (code) => rej(new Error(`bench server exited with ${code}`)));
     });
-    const rps = result.requests.average;
-    out(`   ${fmt(result.requests.total)} requests in ${(result.duration).toFixed(1)} s: ${fmt(result.requests.total / result.duration)}/s (mean of per-second samples ${fmt(rps)}/s)`);
-    out(`   latency p50 ${result.latency.p50} ms, p99 ${result.latency.p99} ms, max ${result.latency.max} ms; non-200 answers: ${refused} (goal ≥ 3,000/s, p99 < 20 ms)`);
+    const raw = readFileSync(join(work, 'bodies.bin'));
+    const bodies: Buffer[] = [];
+    for (let o = 0; o < raw.length; ) {
+      const n = raw.readUInt32BE(o);
+      bodies.push(raw.subarray(o + 4, o + 4 + n));
+      o += 4 + n;
+    }
+    for (const connections of [10, 32]) {
+      const half = Math.floor(bodies.length / 2);
+      const slice = connections === 10 ? bodies.slice(0, half) : bodies.slice(half);
+      let next = 0;
+      let refused = 0;
+      const result = await autocannon({
+        url,
+        connections,
+        amount: slice.length,
+        requests: [
+          {
+            method: 'POST',
+            path: '/v1/attestations',
+            headers: { 'content-type': 'application/cbor' },
+            setupRequest: (req) => ({ ...req, body: slice[next++ % slice.length] }),
+            onResponse: (status) => {
+              if (status !== 200) refused++;
+            },
+          },
+        ],
+      });
+      out(`   ${String(connections).padStart(2)} connections: ${fmt(result.requests.total)} requests in ${result.duration.toFixed(1)} s = ${fmt(result.requests.total / result.duration)}/s; latency p50 ${result.latency.p50} ms, p99 ${result.latency.p99} ms; non-200: ${refused}`);
+    }
+    out('   (goal ≥ 3,000/s with p99 < 20 ms)');
   } finally {
-    await app.close();
-    await f.store.close();
+    child.kill('SIGTERM');
+    await new Promise((r) => child.once('close', r));
   }
 }
 
 async function main(): Promise<void> {
+  const serveAt = process.argv.indexOf('--serve');
+  if (serveAt !== -1) return serve(process.argv[serveAt + 1] as string);
   const work = mkdtempSync(join(tmpdir(), 'vouch-bench-'));
   try {
     out(`vouch benchmarks — node ${process.version}, ${new Date().toISOString()}`);
