@@ -26,7 +26,7 @@
  * indefinite lengths, tags, duplicate keys and non-shortest heads, and allocates before it can
  * apply our depth/item limits. A strict decoder has to check each of those at the byte where it
  * happens, which is simplest in a small dedicated codec over the project's bounds-checked
- * {@link Reader}. The tests use cbor-x as an independent decoder of what we encode.
+ * {@link Reader}. The tests check it against the RFC 8949 Appendix A vectors.
  */
 import { MisuseError, ParseError } from './errors.js';
 import { Reader, Writer } from './reader.js';
