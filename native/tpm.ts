@@ -639,19 +639,11 @@ export class Tpm {
         null,
         null,
       );
-      if (rc !== 0) {
-        api.free(priv[0]);
-        api.free(pub[0]);
-        check(api, 'Esys_Create', rc);
-      }
-      let p: Uint8Array;
-      try {
-        p = api.take('TPM2B_PRIVATE', priv[0], 'Esys_Create');
-      } catch (e) {
-        api.free(pub[0]);
-        throw e;
-      }
-      return { privateBlob: p, publicWire: api.take('TPM2B_PUBLIC', pub[0], 'Esys_Create') };
+      const [p, publicWire] = api.takeAll('Esys_Create', rc, [
+        ['TPM2B_PRIVATE', priv[0]],
+        ['TPM2B_PUBLIC', pub[0]],
+      ]) as [Uint8Array, Uint8Array];
+      return { privateBlob: p, publicWire };
     });
     const handle = this.#withEkAuth(ek, (session) => {
       const h = trOut();
@@ -792,19 +784,10 @@ export class Tpm {
     const quoted = ptrOut();
     const sig = ptrOut();
     const rc = api.fn.Esys_Quote(this.#ctx(), ak.handle, ESYS_TR.PASSWORD, ESYS_TR.NONE, ESYS_TR.NONE, data, scheme, sel, quoted, sig);
-    if (rc !== 0) {
-      api.free(quoted[0]);
-      api.free(sig[0]);
-      check(api, 'Esys_Quote', rc);
-    }
-    let attestWire: Uint8Array;
-    try {
-      attestWire = api.take('TPM2B_ATTEST', quoted[0], 'Esys_Quote');
-    } catch (e) {
-      api.free(sig[0]);
-      throw e;
-    }
-    const signature = api.take('TPMT_SIGNATURE', sig[0], 'Esys_Quote');
+    const [attestWire, signature] = api.takeAll('Esys_Quote', rc, [
+      ['TPM2B_ATTEST', quoted[0]],
+      ['TPMT_SIGNATURE', sig[0]],
+    ]) as [Uint8Array, Uint8Array];
     return { attest: tpm2bContent(attestWire, 'TPM2B_ATTEST', ATTEST_MAX), signature };
   }
 
@@ -824,19 +807,12 @@ export class Tpm {
       const selOut = ptrOut();
       const values = ptrOut();
       const rc = api.fn.Esys_PCR_Read(this.#ctx(), ESYS_TR.NONE, ESYS_TR.NONE, ESYS_TR.NONE, api.toNative('TPML_PCR_SELECTION', encodePcrSelection(remaining)), null, selOut, values);
-      if (rc !== 0) {
-        api.free(selOut[0]);
-        api.free(values[0]);
-        check(api, 'Esys_PCR_Read', rc);
-      }
-      let readSel: PcrSelection;
-      try {
-        readSel = decodePcrSelection(api.take('TPML_PCR_SELECTION', selOut[0], 'Esys_PCR_Read'));
-      } catch (e) {
-        api.free(values[0]);
-        throw e;
-      }
-      const digests = decodeDigestList(api.take('TPML_DIGEST', values[0], 'Esys_PCR_Read'));
+      const [selWire, valuesWire] = api.takeAll('Esys_PCR_Read', rc, [
+        ['TPML_PCR_SELECTION', selOut[0]],
+        ['TPML_DIGEST', values[0]],
+      ]) as [Uint8Array, Uint8Array];
+      const readSel: PcrSelection = decodePcrSelection(selWire);
+      const digests = decodeDigestList(valuesWire);
       const pairs = readSel.flatMap((b) => b.pcrs.map((pcr) => [b.hashAlg, pcr] as const));
       if (pairs.length !== digests.length) {
         throw new UnavailableError('TSS_COMMAND_FAILED', `Esys_PCR_Read returned ${digests.length} digests for ${pairs.length} selected PCRs`);

@@ -181,6 +181,11 @@ export interface Tss2 {
   take(type: MuType, p: NativePointer | null, command: string): Uint8Array;
   /** Frees an Esys output if present. */
   free(p: NativePointer | null): void;
+  /**
+   * The outputs of an Esys command, in order, as wire bytes: on a failed `rc` every output is
+   * freed and the command's error thrown; if taking one output fails, the rest are freed too.
+   */
+  takeAll(command: string, rc: number, outputs: ReadonlyArray<readonly [MuType, NativePointer | null]>): Uint8Array[];
 }
 
 /** The software layers of a TSS2_RC (bits 16–23), named as in tss2_common.h. */
@@ -334,6 +339,23 @@ export function tss2(): Tss2 {
     },
     free(p) {
       if (p !== null) fn.Esys_Free(p);
+    },
+    takeAll(command, rc, outputs) {
+      if (rc !== 0) {
+        for (const [, p] of outputs) api.free(p);
+        check(api, command, rc);
+      }
+      const out: Uint8Array[] = [];
+      for (let i = 0; i < outputs.length; i++) {
+        const [type, p] = outputs[i] as readonly [MuType, NativePointer | null];
+        try {
+          out.push(api.take(type, p, command));
+        } catch (e) {
+          for (const [, rest] of outputs.slice(i + 1)) api.free(rest);
+          throw e;
+        }
+      }
+      return out;
     },
   };
   loaded = api;

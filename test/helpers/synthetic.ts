@@ -14,7 +14,7 @@ import {
   type PcrSelection,
   type TpmtPublic,
 } from '../../src/tpm/abi/index.js';
-import { AK_ATTRIBUTES } from '../../src/tpm/templates.js';
+import { AK_TEMPLATE_ECC_P256, AK_TEMPLATE_RSA2048 } from '../../src/tpm/templates.js';
 import type { PcrValues } from '../../src/tpm/verify/quote.js';
 
 export interface SyntheticAk {
@@ -29,16 +29,7 @@ export function syntheticAk(kind: 'ecc' | 'rsa'): SyntheticAk {
     return {
       privateKey,
       public: {
-        type: TPM_ALG.ECC,
-        nameAlg: TPM_ALG.SHA256,
-        objectAttributes: AK_ATTRIBUTES,
-        authPolicy: new Uint8Array(0),
-        parameters: {
-          symmetric: { algorithm: TPM_ALG.NULL },
-          scheme: { scheme: TPM_ALG.ECDSA, hashAlg: TPM_ALG.SHA256 },
-          curveId: TPM_ECC.NIST_P256,
-          kdf: { scheme: TPM_ALG.NULL },
-        },
+        ...AK_TEMPLATE_ECC_P256,
         unique: { x: new Uint8Array(Buffer.from(jwk.x as string, 'base64url')), y: new Uint8Array(Buffer.from(jwk.y as string, 'base64url')) },
       },
     };
@@ -47,14 +38,7 @@ export function syntheticAk(kind: 'ecc' | 'rsa'): SyntheticAk {
   const jwk = publicKey.export({ format: 'jwk' });
   return {
     privateKey,
-    public: {
-      type: TPM_ALG.RSA,
-      nameAlg: TPM_ALG.SHA256,
-      objectAttributes: AK_ATTRIBUTES,
-      authPolicy: new Uint8Array(0),
-      parameters: { symmetric: { algorithm: TPM_ALG.NULL }, scheme: { scheme: TPM_ALG.RSASSA, hashAlg: TPM_ALG.SHA256 }, keyBits: 2048, exponent: 0 },
-      unique: new Uint8Array(Buffer.from(jwk.n as string, 'base64url')),
-    },
+    public: { ...AK_TEMPLATE_RSA2048, unique: new Uint8Array(Buffer.from(jwk.n as string, 'base64url')) },
   };
 }
 
