@@ -162,7 +162,18 @@ function encodeText(w: Writer, s: string, path: string): void {
   w.bytes(b);
 }
 
-function encodeKey(k: unknown, path: string): Uint8Array {
+function encodeKey(k: unknown, path: () => string): Uint8Array {
+  // Fast path: a short printable-ASCII text key is its head byte and its code units.
+  if (typeof k === 'string' && k.length < 24 && ASCII_RE.test(k)) {
+    const out = new Uint8Array(1 + k.length);
+    out[0] = (MAJOR_TEXT << 5) | k.length;
+    for (let i = 0; i < k.length; i++) out[i + 1] = k.charCodeAt(i);
+    return out;
+  }
+  return encodeKeySlow(k, path());
+}
+
+function encodeKeySlow(k: unknown, path: string): Uint8Array {
   const w = new Writer(16);
   if (typeof k === 'string') encodeText(w, k, path);
   else if (typeof k === 'number' || typeof k === 'bigint') encodeInteger(w, k, path);
@@ -171,7 +182,7 @@ function encodeKey(k: unknown, path: string): Uint8Array {
 }
 
 function encodeMap(w: Writer, entries: [unknown, unknown][], path: string, depth: number, maxDepth: number): void {
-  const encoded = entries.map(([k, v]) => ({ kb: encodeKey(k, `${path}{key ${String(k)}}`), k, v }));
+  const encoded = entries.map(([k, v]) => ({ kb: encodeKey(k, () => `${path}{key ${String(k)}}`), k, v }));
   encoded.sort((a, b) => compareBytes(a.kb, b.kb));
   for (let i = 1; i < encoded.length; i++) {
     const prev = encoded[i - 1];
@@ -247,7 +258,7 @@ function encodeItem(w: Writer, v: unknown, path: string, depth: number, maxDepth
  * @throws MisuseError MISUSE_ARGUMENT naming the path of the offending value
  */
 export function encodeCanonical(value: unknown, options: EncodeOptions = {}): Uint8Array {
-  const w = new Writer(256);
+  const w = new Writer(1024);
   encodeItem(w, value, '$', 0, options.maxDepth ?? DEFAULT_ENCODE_MAX_DEPTH);
   return w.finish();
 }
