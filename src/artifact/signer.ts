@@ -7,11 +7,10 @@
  * logged, serialised or put in an error (errors about the file carry no cause, because JSON
  * and key-import errors may quote the file's text).
  */
-import { createPrivateKey, createPublicKey, generateKeyPairSync, randomBytes, type KeyObject } from 'node:crypto';
+import { createPrivateKey, createPublicKey, generateKeyPairSync, randomBytes, sign as cryptoSign, type KeyObject } from 'node:crypto';
 import { constants as fsc } from 'node:fs';
 import { link, lstat, mkdir, open, readFile, unlink } from 'node:fs/promises';
 import { join } from 'node:path';
-import { CompactSign } from 'jose';
 import { MisuseError, UnavailableError } from '../lib/errors.js';
 import { canonicalJson } from '../policy/canonical.js';
 import type { CnfJwk } from './ear.js';
@@ -61,6 +60,8 @@ export class ArtifactSigner {
   /** The public key, with `kid`, `alg` and `use`. */
   readonly publicJwk: PublicSigningJwk;
   readonly #privateKey: KeyObject;
+  /** base64url of the protected header `{"alg","kid","typ":"JWT"}`, the same for every artifact. */
+  readonly #protectedHeader: string;
 
   private constructor(alg: ArtifactAlg, privateKey: KeyObject) {
     const pub = publicJwk(createPublicKey(privateKey).export({ format: 'jwk' }), 'signing key');
@@ -68,6 +69,7 @@ export class ArtifactSigner {
     this.kid = jwkThumbprint(pub);
     this.publicJwk = Object.freeze({ ...pub, kid: this.kid, alg, use: 'sig' as const });
     this.#privateKey = privateKey;
+    this.#protectedHeader = Buffer.from(JSON.stringify({ alg, kid: this.kid, typ: 'JWT' })).toString('base64url');
   }
 
   /**
@@ -108,11 +110,16 @@ export class ArtifactSigner {
    * canonical form). ES256 signatures are randomised; everything else is deterministic.
    */
   async signCompact(payload: Uint8Array): Promise<string> {
+    // RFC 7515 compact serialization, signed with node:crypto directly (the relying-party side
+    // verifies with jose): ES256 signatures are r ‖ s (RFC 7518 §3.4), EdDSA per RFC 8037.
+    const input = `${this.#protectedHeader}.${Buffer.from(payload.buffer, payload.byteOffset, payload.byteLength).toString('base64url')}`;
+    let sig: Buffer;
     try {
-      return await new CompactSign(payload).setProtectedHeader({ alg: this.alg, kid: this.kid, typ: 'JWT' }).sign(this.#privateKey);
+      sig = this.alg === 'ES256' ? cryptoSign('sha256', Buffer.from(input), { key: this.#privateKey, dsaEncoding: 'ieee-p1363' }) : cryptoSign(null, Buffer.from(input), this.#privateKey);
     } catch {
       throw unusable('the artifact signing key could not sign');
     }
+    return `${input}.${sig.toString('base64url')}`;
   }
 
   /** Never expose the key through JSON.stringify. */
