@@ -5,6 +5,8 @@
 export {
   CHALLENGE_REFUSAL_CODES,
   type AppendedDecision,
+  type AttestationCommit,
+  type AttestationOutcome,
   type ChallengeRecord,
   type ChallengeRefusal,
   type CompleteEnrollmentResult,

@@ -30,6 +30,8 @@ import { GENESIS_PREV, buildLedgerEntry } from '../ledger/entry.js';
 import { MIGRATIONS, SCHEMA_MIGRATIONS_SQLITE, migrationChecksum } from './migrations.js';
 import type {
   AppendedDecision,
+  AttestationCommit,
+  AttestationOutcome,
   ChallengeRecord,
   CompleteEnrollmentResult,
   ConsumeChallengeResult,
@@ -217,6 +219,9 @@ function decisionFromRow(r: Row): DecisionRecord {
 }
 
 /** Maps anything but a vouch error to STORE_UNAVAILABLE, naming the operation. */
+/** One queued ledger write: a plain decision, or an attestation with its consumption and counters. */
+type LedgerOp = { readonly kind: 'decision'; readonly decision: DecisionInput } | { readonly kind: 'attestation'; readonly commit: AttestationCommit };
+
 function storeError(op: string, e: unknown): Error {
   if (isVouchError(e)) return e;
   const detail = e instanceof Error ? e.message : String(e);
@@ -228,7 +233,7 @@ export class SqliteStore implements Store {
   readonly #db: Database.Database;
   readonly #path: string;
   /** Ledger appends waiting for the next group commit. */
-  readonly #pending: Array<{ decision: DecisionInput; resolve: (r: AppendedDecision) => void; reject: (e: unknown) => void }> = [];
+  readonly #pending: Array<{ op: LedgerOp; resolve: (r: AppendedDecision) => void; reject: (e: unknown) => void }> = [];
   readonly #statements = new Map<string, Database.Statement>();
   readonly #tx: {
     enrollNode: (n: NewNode) => EnrollNodeResult;
@@ -238,7 +243,7 @@ export class SqliteStore implements Store {
     consumeChallenge: (id: string, nodeId: string, now: number) => ConsumeChallengeResult;
     deleteExpired: (now: number) => number;
     assignPolicy: (group: string, digest: string, now: number) => void;
-    appendDecisions: (ds: readonly DecisionInput[]) => AppendedDecision[];
+    appendBatch: (ops: readonly LedgerOp[]) => AppendedDecision[];
   };
 
   private constructor(db: Database.Database, file: string) {
@@ -300,21 +305,36 @@ export class SqliteStore implements Store {
        VALUES (?, ?, ?, ?, ?, ?, ?, ?)`,
     );
 
+    const updateCountersRaw = (nodeId: string, expected: QuoteCounters | null, next: QuoteCounters, now: number): CounterUpdateResult => {
+      const row = selectNode.get(nodeId) as Row | undefined;
+      if (row === undefined) return { ok: false, reason: 'unknown' };
+      const stored = nodeFromRow(row).counters;
+      const same = expected === null
+        ? stored === null
+        : stored !== null && stored.resetCount === expected.resetCount && stored.restartCount === expected.restartCount && stored.clock === expected.clock;
+      if (!same) return { ok: false, reason: 'stale' };
+      const n = checkCounters(next, 'next');
+      updateCounters.run(n.reset, n.restart, n.clock, now, now, nodeId);
+      return { ok: true };
+    };
+
+    const consumeRaw = (id: string, nodeId: string, now: number): ConsumeChallengeResult => {
+      const row = selectChallenge.get(id) as Row | undefined;
+      if (row === undefined) return { ok: false, reason: 'unknown' };
+      const c = challengeFromRow(row);
+      // A challenge of another node is not burnt by the attempt: its owner may still use it.
+      if (c.nodeId !== nodeId) return { ok: false, reason: 'wrong-node' };
+      if (c.consumedAt !== null) return { ok: false, reason: 'consumed' };
+      if (now >= c.expiresAt) return { ok: false, reason: 'expired' };
+      // The guard on consumed_at makes the update itself single-use, even outside a transaction.
+      if (markConsumed.run(now, id).changes !== 1) return { ok: false, reason: 'consumed' };
+      return { ok: true, challenge: { ...c, consumedAt: now } };
+    };
+
     this.#tx = {
       enrollNode: db.transaction(enrollNodeRaw).immediate,
 
-      updateCounters: db.transaction((nodeId: string, expected: QuoteCounters | null, next: QuoteCounters, now: number): CounterUpdateResult => {
-        const row = selectNode.get(nodeId) as Row | undefined;
-        if (row === undefined) return { ok: false, reason: 'unknown' };
-        const stored = nodeFromRow(row).counters;
-        const same = expected === null
-          ? stored === null
-          : stored !== null && stored.resetCount === expected.resetCount && stored.restartCount === expected.restartCount && stored.clock === expected.clock;
-        if (!same) return { ok: false, reason: 'stale' };
-        const n = checkCounters(next, 'next');
-        updateCounters.run(n.reset, n.restart, n.clock, now, now, nodeId);
-        return { ok: true };
-      }).immediate,
+      updateCounters: db.transaction(updateCountersRaw).immediate,
 
       completeEnrollment: db.transaction((id: string, now: number): CompleteEnrollmentResult => {
         const row = selectPending.get(id) as Row | undefined;
@@ -340,18 +360,7 @@ export class SqliteStore implements Store {
         insertChallenge.run(c.challengeId, c.nodeId, checkBytes(c.nonce, 'nonce'), params, c.createdAt, c.expiresAt);
       }).immediate,
 
-      consumeChallenge: db.transaction((id: string, nodeId: string, now: number): ConsumeChallengeResult => {
-        const row = selectChallenge.get(id) as Row | undefined;
-        if (row === undefined) return { ok: false, reason: 'unknown' };
-        const c = challengeFromRow(row);
-        // A challenge of another node is not burnt by the attempt: its owner may still use it.
-        if (c.nodeId !== nodeId) return { ok: false, reason: 'wrong-node' };
-        if (c.consumedAt !== null) return { ok: false, reason: 'consumed' };
-        if (now >= c.expiresAt) return { ok: false, reason: 'expired' };
-        // The guard on consumed_at makes the update itself single-use, even outside a transaction.
-        if (markConsumed.run(now, id).changes !== 1) return { ok: false, reason: 'consumed' };
-        return { ok: true, challenge: { ...c, consumedAt: now } };
-      }).immediate,
+      consumeChallenge: db.transaction(consumeRaw).immediate,
 
       deleteExpired: db.transaction((now: number): number => {
         return deleteExpiredChallenges.run(now).changes + deleteExpiredPending.run(now).changes;
@@ -362,14 +371,27 @@ export class SqliteStore implements Store {
         upsertAssignment.run(group, digest, now);
       }).immediate,
 
-      appendDecisions: db.transaction((ds: readonly DecisionInput[]): AppendedDecision[] => {
+      appendBatch: db.transaction((ops: readonly LedgerOp[]): AppendedDecision[] => {
         // Read the head under the write lock, so the next seq and prev are those of the last
         // committed entry whatever other connections do.
         const head = selectHead.get() as Row | undefined;
         let seq = head === undefined ? 0 : colInt(head, 'decisions', 'seq');
         let prev = head === undefined ? GENESIS_PREV : colBlob(head, 'decisions', 'hash');
         const out: AppendedDecision[] = [];
-        for (const d of ds) {
+        for (const op of ops) {
+          let d: DecisionInput;
+          if (op.kind === 'decision') d = op.decision;
+          else {
+            // Consumption and the counter update happen in the transaction that records the
+            // decision, so the recorded decision states what they did.
+            const c = op.commit;
+            const consumed = consumeRaw(c.challengeId, c.nodeId, c.now);
+            let counters: AttestationOutcome['counters'] = 'skipped';
+            if (consumed.ok && c.counters !== null) {
+              counters = updateCountersRaw(c.nodeId, c.counters.expected, c.counters.next, c.now).ok ? 'ok' : 'stale';
+            }
+            d = c.decide({ challenge: consumed.ok ? 'ok' : consumed.reason, counters });
+          }
           seq += 1;
           const { entry, hash } = buildLedgerEntry({ seq, prev, time: d.time, kind: d.kind, node: d.nodeId, outcome: d.outcome, body: d.body });
           insertDecision.run(seq, d.kind, d.nodeId, d.outcome, d.time, Buffer.from(entry), Buffer.from(prev), Buffer.from(hash));
@@ -614,14 +636,40 @@ export class SqliteStore implements Store {
   async appendDecision(decision: DecisionInput): Promise<AppendedDecision> {
     if (decision.nodeId !== null) checkId(decision.nodeId, 'nodeId');
     checkTime(decision.time, 'time');
+    return this.#enqueue({ kind: 'decision', decision });
+  }
+
+  async getChallenge(challengeId: string): Promise<ChallengeRecord | null> {
+    checkId(challengeId, 'challengeId');
+    return this.#run('getChallenge', () => {
+      const row = this.#stmt('SELECT * FROM challenges WHERE challenge_id = ?').get(challengeId) as Row | undefined;
+      return row === undefined ? null : challengeFromRow(row);
+    });
+  }
+
+  async commitAttestation(commit: AttestationCommit): Promise<AppendedDecision> {
+    checkId(commit.challengeId, 'challengeId');
+    checkId(commit.nodeId, 'nodeId');
+    checkTime(commit.now, 'now');
+    if (commit.counters !== null) {
+      if (commit.counters.expected !== null) checkCounters(commit.counters.expected, 'expected');
+      checkCounters(commit.counters.next, 'next');
+    }
+    return this.#enqueue({ kind: 'attestation', commit });
+  }
+
+  #enqueue(op: LedgerOp): Promise<AppendedDecision> {
     if (!this.#db.open) throw storeError('appendDecision', new TypeError('The database connection is not open'));
     return new Promise<AppendedDecision>((resolve, reject) => {
-      this.#pending.push({ decision, resolve, reject });
+      this.#pending.push({ op, resolve, reject });
       if (this.#pending.length === 1) setImmediate(() => this.#flush());
     });
   }
 
-  /** Commits every queued ledger append in one durable (synchronous=FULL) transaction. */
+  /**
+   * Commits every queued ledger append (and the consumption and counter updates of queued
+   * attestations) in one durable (synchronous=FULL) transaction.
+   */
   #flush(): void {
     const batch = this.#pending.splice(0);
     if (batch.length === 0) return;
@@ -629,7 +677,7 @@ export class SqliteStore implements Store {
       const results = this.#run('appendDecision', () => {
         this.#db.pragma('synchronous = FULL');
         try {
-          return this.#tx.appendDecisions(batch.map((b) => b.decision));
+          return this.#tx.appendBatch(batch.map((b) => b.op));
         } finally {
           this.#db.pragma('synchronous = NORMAL');
         }

@@ -162,6 +162,29 @@ export interface AppendedDecision {
   readonly hash: Uint8Array;
 }
 
+/** What the store did with an attestation's challenge and counters, in the recording transaction. */
+export interface AttestationOutcome {
+  /** 'ok' when this attestation consumed the challenge; otherwise why it could not. */
+  readonly challenge: 'ok' | ChallengeRefusal;
+  /** 'ok' when the counters moved, 'stale' when another quote moved them first, 'skipped' when not asked or not consumed. */
+  readonly counters: 'ok' | 'stale' | 'skipped';
+}
+
+/**
+ * An appraised attestation to record: in one transaction the store consumes the challenge,
+ * moves the node's counters (compare-and-set, only when asked and consumed), and appends the
+ * decision that `decide` builds from what it did. Nothing else can slip between the three.
+ */
+export interface AttestationCommit {
+  readonly challengeId: string;
+  readonly nodeId: string;
+  readonly now: number;
+  /** Counters to move for an affirming appraisal; null for a refusal. */
+  readonly counters: { readonly expected: QuoteCounters | null; readonly next: QuoteCounters } | null;
+  /** Builds the decision; runs inside the transaction, so it must be synchronous and pure. */
+  readonly decide: (outcome: AttestationOutcome) => DecisionInput;
+}
+
 /** A stored ledger row. `entry` holds the exact bytes that were hashed. */
 export interface DecisionRecord {
   readonly seq: number;
@@ -203,6 +226,8 @@ export interface Store {
   createChallenge(c: NewChallenge): Promise<void>;
   /** Atomic, single-use consumption; see {@link ChallengeRefusal} for the order of checks. */
   consumeChallenge(challengeId: string, nodeId: string, now: number): Promise<ConsumeChallengeResult>;
+  /** Reads a challenge without consuming it (null when unknown). */
+  getChallenge(challengeId: string): Promise<ChallengeRecord | null>;
   /** Housekeeping: removes challenges and pending enrolments expired before `now`; returns the count. */
   deleteExpired(now: number): Promise<number>;
 
@@ -217,6 +242,8 @@ export interface Store {
   // --- ledger --------------------------------------------------------------------------------
   /** Builds, hashes and appends the next ledger entry, durably. */
   appendDecision(decision: DecisionInput): Promise<AppendedDecision>;
+  /** Records an appraised attestation: consumption, counters and decision in one transaction. */
+  commitAttestation(commit: AttestationCommit): Promise<AppendedDecision>;
   getDecision(seq: number): Promise<DecisionRecord | null>;
   /** Rows with seq >= `fromSeq`, ascending, at most `limit` (1..10 000). */
   listDecisions(fromSeq: number, limit: number): Promise<DecisionRecord[]>;

@@ -19,9 +19,9 @@ import { makeCredential } from '../tpm/credential.js';
 import { ekMatchesPublic, parseEkCertificate, verifyEkChain, type EkCertificate, type EkTrustStore } from '../tpm/ek/index.js';
 import { canonicalPolicyJson, parsePolicy, policyDigest, type Policy } from '../policy/index.js';
 import { issueArtifact, toPublicJwk, type ArtifactSigner, type CnfJwk } from '../artifact/index.js';
-import { appraise, boundKeySupported, challengeSelection, type Appraisal } from '../appraisal/appraise.js';
+import { appraise, boundKeySupported, challengeSelection, type Appraisal, type ChallengeInput } from '../appraisal/appraise.js';
 import { evidenceDigest, type Evidence } from '../evidence/envelope.js';
-import type { NodeRecord, Store } from '../store/types.js';
+import { CHALLENGE_REFUSAL_CODES, type ChallengeRecord, type NodeRecord, type Store } from '../store/types.js';
 
 /** Settings of a verifier. */
 export interface VerifierSettings {
@@ -306,26 +306,18 @@ export class VerifierService {
   async attest(evidence: Evidence): Promise<AttestationResult> {
     const now = this.deps.clock();
     const store = this.deps.store;
-    // Consume first: even a failing submission uses the challenge up, so it cannot be retried.
-    const consumed = await store.consumeChallenge(evidence.challengeId, evidence.nodeId, now);
-    const node = await store.getNode(evidence.nodeId);
+    // Read the challenge and the node; the challenge is consumed, and the counters moved, in the
+    // transaction that records the decision (Store.commitAttestation), so a concurrent replay
+    // loses there even when both submissions appraised clean.
+    const [challenge, node] = await Promise.all([store.getChallenge(evidence.challengeId), store.getNode(evidence.nodeId)]);
     const policy = node === null ? null : (this.settings.groups.get(node.group) ?? null);
 
+    const fresh = challengeInput(challenge, evidence.nodeId, now);
     let appraisal: Appraisal;
     try {
-      const selection: PcrSelection =
-        consumed.ok && Array.isArray(consumed.challenge.params['selection'])
-          ? (consumed.challenge.params['selection'] as Array<{ hashAlg: number; pcrs: number[] }>).map((b) => ({
-              hashAlg: b.hashAlg,
-              pcrs: b.pcrs,
-              sizeofSelect: Math.max(3, ((b.pcrs[b.pcrs.length - 1] ?? 0) >> 3) + 1),
-            }))
-          : [];
       appraisal = appraise({
         evidence,
-        challenge: consumed.ok
-          ? { ok: true, challengeId: consumed.challenge.challengeId, nodeId: consumed.challenge.nodeId, nonce: consumed.challenge.nonce, selection }
-          : { ok: false, reason: consumed.reason },
+        challenge: fresh,
         node: node === null ? null : { nodeId: node.nodeId, ak: this.#akKey(node), counters: node.counters },
         policy,
         now,
@@ -338,52 +330,89 @@ export class VerifierService {
       throw new UnavailableError('APPRAISAL_INTERNAL_ERROR', undefined, { cause });
     }
 
-    // Counters move only forward, and only once per accepted quote (compare-and-set).
-    let failures = appraisal.failures;
-    if (appraisal.status === 'affirming' && node !== null && appraisal.claims !== undefined) {
-      const c = appraisal.claims.counters;
-      const moved = await store.updateQuoteCounters(node.nodeId, node.counters, { resetCount: c.resetCount, restartCount: c.restartCount, clock: BigInt(c.clock) }, now);
-      if (!moved.ok) {
-        const f = failure('TPM_COUNTER_ROLLBACK', { field: 'TPMS_ATTEST.clockInfo', message: 'another quote of this node was accepted concurrently' });
-        failures = [...failures, f];
-        appraisal = { ...appraisal, status: 'contraindicated', failures };
-      }
-    }
-
-    const body = {
+    const claims = appraisal.claims;
+    const wantsCounters = appraisal.status === 'affirming' && node !== null && claims !== undefined;
+    let final = appraisal;
+    const appended = await store.commitAttestation({
       challengeId: evidence.challengeId,
-      evidenceDigest: appraisal.evidenceDigest,
-      policyId: appraisal.policyId,
-      policyDigest: appraisal.policyDigest,
-      failures: failures.map((f) => ({ ...f })),
-      trustVector: { ...appraisal.trustVector },
-      claims: appraisal.claims === undefined ? null : JSON.parse(JSON.stringify(appraisal.claims)) as unknown,
-    };
-    if (appraisal.status !== 'affirming' || policy === null) {
-      const ledger = await this.#record('appraise', evidence.nodeId, 'contraindicated', now, body);
-      return { decision: 'contraindicated', nodeId: evidence.nodeId, ledger, failures, appraisal };
+      nodeId: evidence.nodeId,
+      now,
+      counters: wantsCounters
+        ? { expected: node.counters, next: { resetCount: claims.counters.resetCount, restartCount: claims.counters.restartCount, clock: BigInt(claims.counters.clock) } }
+        : null,
+      decide: (outcome) => {
+        const extra: Failure[] = [];
+        // The challenge was fresh when read but another submission consumed it first: a replay.
+        if (outcome.challenge !== 'ok' && fresh.ok) {
+          extra.push(failure(CHALLENGE_REFUSAL_CODES[outcome.challenge], { field: 'evidence.challenge', actual: evidence.challengeId }));
+        }
+        if (outcome.counters === 'stale') {
+          extra.push(failure('TPM_COUNTER_ROLLBACK', { field: 'TPMS_ATTEST.clockInfo', message: 'another quote of this node was accepted concurrently' }));
+        }
+        if (extra.length > 0) final = { ...appraisal, status: 'contraindicated', failures: [...appraisal.failures, ...extra] };
+        const affirming = final.status === 'affirming' && policy !== null;
+        return {
+          kind: 'appraise',
+          nodeId: evidence.nodeId,
+          outcome: affirming ? 'affirming' : 'contraindicated',
+          time: now,
+          body: {
+            challengeId: evidence.challengeId,
+            evidenceDigest: final.evidenceDigest,
+            policyId: final.policyId,
+            policyDigest: final.policyDigest,
+            failures: final.failures.map((f) => ({ ...f })),
+            trustVector: { ...final.trustVector },
+            claims: final.claims === undefined ? null : (JSON.parse(JSON.stringify(final.claims)) as unknown),
+          },
+        };
+      },
+    });
+    const ledger = { seq: appended.seq, hash: toHex(appended.hash) };
+    if (final.status !== 'affirming' || policy === null) {
+      return { decision: 'contraindicated', nodeId: evidence.nodeId, ledger, failures: final.failures, appraisal: final };
     }
-    const ledger = await this.#record('appraise', evidence.nodeId, 'affirming', now, body);
     const artifact = await issueArtifact(this.deps.signer, {
       now: Math.floor(now / 1000),
       lifetimeSeconds: policy.artifact.lifetimeSeconds,
       verifierId: this.settings.verifierId,
       nodeId: evidence.nodeId,
       ...(policy.artifact.audience !== undefined ? { audience: policy.artifact.audience } : {}),
-      submods: { tpm0: { status: 'affirming', trustVector: appraisal.trustVector } },
+      submods: { tpm0: { status: 'affirming', trustVector: final.trustVector } },
       policyId: policy.id,
       policyDigest: policyDigest(policy),
-      evidenceDigest: appraisal.evidenceDigest,
+      evidenceDigest: final.evidenceDigest,
       boundKeyJwk: this.#boundKey(evidence.boundKey),
       ledger,
     });
-    return { decision: 'affirming', nodeId: evidence.nodeId, ledger, failures: [], appraisal, artifact };
+    return { decision: 'affirming', nodeId: evidence.nodeId, ledger, failures: [], appraisal: final, artifact };
   }
 
   async #record(kind: 'enroll' | 'appraise' | 'refusal', nodeId: string | null, outcome: string, time: number, body: Record<string, unknown>): Promise<{ seq: number; hash: string }> {
     const r = await this.deps.store.appendDecision({ kind, nodeId, outcome, time, body: JSON.parse(JSON.stringify(body)) as Record<string, unknown> });
     return { seq: r.seq, hash: toHex(r.hash) };
   }
+}
+
+/**
+ * The challenge as the appraisal sees it: the same checks, in the same order, as the store's
+ * consumption (unknown → wrong node → consumed → expired); the store repeats them atomically
+ * when it records the decision.
+ */
+export function challengeInput(c: ChallengeRecord | null, nodeId: string, now: number): ChallengeInput {
+  if (c === null) return { ok: false, reason: 'unknown' };
+  if (c.nodeId !== nodeId) return { ok: false, reason: 'wrong-node' };
+  if (c.consumedAt !== null) return { ok: false, reason: 'consumed' };
+  if (now >= c.expiresAt) return { ok: false, reason: 'expired' };
+  const raw = c.params['selection'];
+  const selection: PcrSelection = Array.isArray(raw)
+    ? (raw as Array<{ hashAlg: number; pcrs: number[] }>).map((b) => ({
+        hashAlg: b.hashAlg,
+        pcrs: b.pcrs,
+        sizeofSelect: Math.max(3, ((b.pcrs[b.pcrs.length - 1] ?? 0) >> 3) + 1),
+      }))
+    : [];
+  return { ok: true, challengeId: c.challengeId, nodeId: c.nodeId, nonce: c.nonce, selection };
 }
 
 /** Parses a policy file's text for a group (YAML or JSON by extension). */

@@ -400,6 +400,52 @@ describe('decisions', () => {
     await expectCode(s.appendDecision({ kind: 'heartbeat', nodeId: null, outcome: 'recorded', time: 2, body: {} }), UnavailableError, 'STORE_UNAVAILABLE');
   });
 
+  it('commitAttestation: consumption, counters and decision in one transaction; a concurrent replay loses', async () => {
+    const s = await open();
+    await s.enrollNode(node(1));
+    await challenge(s, 'ch-1', 'node-1');
+    const next = { resetCount: 1, restartCount: 0, clock: 100n };
+    const outcomes: string[] = [];
+    const commit = () =>
+      s.commitAttestation({
+        challengeId: 'ch-1',
+        nodeId: 'node-1',
+        now: 2000,
+        counters: { expected: null, next },
+        decide: (o) => {
+          outcomes.push(`${o.challenge}/${o.counters}`);
+          return { kind: 'appraise', nodeId: 'node-1', outcome: o.challenge === 'ok' ? 'affirming' : 'contraindicated', time: 2000, body: { challenge: o.challenge } };
+        },
+      });
+    const [a, b] = await Promise.all([commit(), commit()]);
+    expect(outcomes).toEqual(['ok/ok', 'consumed/skipped']);
+    expect([a.seq, b.seq]).toEqual([1, 2]);
+    const rows = await s.listDecisions(1, 10);
+    expect(rows.map((r) => r.outcome)).toEqual(['affirming', 'contraindicated']);
+    expect((await s.getNode('node-1'))?.counters).toEqual(next);
+    expect((await s.getChallenge('ch-1'))?.consumedAt).toBe(2000);
+  });
+
+  it('commitAttestation: stale counters are reported to decide; a wrong node does not burn the challenge', async () => {
+    const s = await open();
+    await s.enrollNode(node(1));
+    await s.enrollNode(node(2));
+    await challenge(s, 'ch-a', 'node-1');
+    await challenge(s, 'ch-b', 'node-1');
+    const seen: string[] = [];
+    const decide = (o: { challenge: string; counters: string }) => {
+      seen.push(`${o.challenge}/${o.counters}`);
+      return { kind: 'appraise' as const, nodeId: 'node-1', outcome: 'x', time: 1, body: {} };
+    };
+    // Expected counters that are not the stored ones (null): the compare-and-set fails.
+    await s.commitAttestation({ challengeId: 'ch-a', nodeId: 'node-1', now: 2000, counters: { expected: { resetCount: 9, restartCount: 0, clock: 1n }, next: { resetCount: 9, restartCount: 0, clock: 2n } }, decide });
+    await s.commitAttestation({ challengeId: 'ch-b', nodeId: 'node-2', now: 2000, counters: null, decide });
+    await s.commitAttestation({ challengeId: 'nope', nodeId: 'node-1', now: 2000, counters: null, decide });
+    expect(seen).toEqual(['ok/stale', 'wrong-node/skipped', 'unknown/skipped']);
+    expect((await s.getNode('node-1'))?.counters).toBeNull();
+    expect((await s.getChallenge('ch-b'))?.consumedAt).toBeNull();
+  });
+
   it('rejects a malformed decision without writing anything', async () => {
     const s = await open();
     await expectCode(

@@ -84,9 +84,10 @@ describe('fail closed', () => {
     const wrap = (s: SqliteStore): Store =>
       new Proxy(s, {
         get(target, prop, receiver) {
-          if (broken && prop === 'appendDecision') {
+          // Both ways of writing the ledger fail: plain decisions and recorded attestations.
+          if (broken && (prop === 'appendDecision' || prop === 'commitAttestation')) {
             return async () => {
-              throw new UnavailableError('STORE_UNAVAILABLE', 'store: appendDecision failed: disk I/O error');
+              throw new UnavailableError('STORE_UNAVAILABLE', `store: ${String(prop)} failed: disk I/O error`);
             };
           }
           const value: unknown = Reflect.get(target, prop, receiver);
