@@ -16,6 +16,7 @@ import { constants as C, createHash, generateKeyPairSync, randomBytes, verify as
 import { spawn } from 'node:child_process';
 import { mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { fileURLToPath } from 'node:url';
+import { Session } from 'node:inspector';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import autocannon from 'autocannon';
@@ -229,19 +230,29 @@ async function serve(dir: string): Promise<void> {
     parts.push(len, body);
   }
   writeFileSync(join(dir, 'bodies.bin'), Buffer.concat(parts));
+  // BENCH_PROF_DIR=dir writes a CPU profile of the server under load (fixture building excluded).
+  const profDir = process.env['BENCH_PROF_DIR'];
+  const session = profDir === undefined ? undefined : new Session();
+  if (session !== undefined) {
+    session.connect();
+    await new Promise<void>((r) => session.post('Profiler.enable', () => session.post('Profiler.start', () => r())));
+  }
   const url = await app.listen({ host: '127.0.0.1', port: 0 });
   out(`listening ${url}`);
   process.on('SIGTERM', () => {
-    void app.close().then(() => f.store.close()).then(() => process.exit(0));
+    const finish = (): void => void app.close().then(() => f.store.close()).then(() => process.exit(0));
+    if (session === undefined || profDir === undefined) return finish();
+    session.post('Profiler.stop', (_e: Error | null, r: { profile: object }) => {
+      writeFileSync(join(profDir, `server-${process.pid}.cpuprofile`), JSON.stringify(r.profile));
+      finish();
+    });
   });
 }
 
 async function httpBench(work: string): Promise<void> {
   out('\n3. HTTP end to end: POST /v1/attestations (CBOR) on loopback, autocannon in this process, the verifier in another');
   // BENCH_PROF_DIR=dir writes a CPU profile of the server process there.
-  const prof = process.env['BENCH_PROF_DIR'];
-  const flags = prof === undefined ? [] : ['--cpu-prof', `--cpu-prof-dir=${prof}`];
-  const child = spawn(process.execPath, [...flags, '--import', 'tsx', fileURLToPath(import.meta.url), '--serve', work], { stdio: ['ignore', 'pipe', 'inherit'] });
+  const child = spawn(process.execPath, ['--import', 'tsx', fileURLToPath(import.meta.url), '--serve', work], { stdio: ['ignore', 'pipe', 'inherit'] });
   try {
     const url = await new Promise<string>((res, rej) => {
       let buf = '';
