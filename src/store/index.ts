@@ -16,6 +16,7 @@ export {
   type DecisionRecord,
   type EnrollNodeResult,
   type EnrollRefusal,
+  type ImaStateRecord,
   type NewChallenge,
   type NewNode,
   type NewPendingEnrollment,

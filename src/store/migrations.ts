@@ -112,5 +112,25 @@ CREATE TRIGGER decisions_append_only_delete BEFORE DELETE ON decisions
 BEGIN SELECT RAISE(ABORT, 'the decision ledger is append-only'); END;
 `;
 
+/**
+ * Version 2: the running IMA state per node, so a re-attestation sends and replays only the
+ * measurement-list entries since the last accepted one. `pcr10` is canonical CBOR
+ * (TPM_ALG_ID → PCR 10 value); `violations` counts runtime-policy violations since the reset
+ * the state belongs to (a node that ran something forbidden stays refused until it reboots).
+ */
+const V2_SQLITE = `
+CREATE TABLE ima_state (
+  node_id        TEXT PRIMARY KEY REFERENCES nodes (node_id),
+  reset_count    INTEGER NOT NULL CHECK (reset_count >= 0),
+  entries        INTEGER NOT NULL CHECK (entries >= 0),
+  pcr10          BLOB NOT NULL,
+  violations     INTEGER NOT NULL CHECK (violations >= 0),
+  updated_at     INTEGER NOT NULL
+);
+`;
+
 /** Every migration, in version order (dense, from 1). */
-export const MIGRATIONS: readonly Migration[] = [{ version: 1, name: 'initial schema', sqlite: V1_SQLITE }];
+export const MIGRATIONS: readonly Migration[] = [
+  { version: 1, name: 'initial schema', sqlite: V1_SQLITE },
+  { version: 2, name: 'IMA state per node', sqlite: V2_SQLITE },
+];

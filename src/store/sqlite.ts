@@ -32,6 +32,7 @@ import type {
   AppendedDecision,
   AttestationCommit,
   AttestationOutcome,
+  ImaStateRecord,
   ChallengeRecord,
   CompleteEnrollmentResult,
   ConsumeChallengeResult,
@@ -219,6 +220,43 @@ function decisionFromRow(r: Row): DecisionRecord {
 }
 
 /** Maps anything but a vouch error to STORE_UNAVAILABLE, naming the operation. */
+/** PCR 10 per bank as canonical CBOR (TPM_ALG_ID → value). */
+function encodePcr10(m: ReadonlyMap<number, Uint8Array>): Uint8Array {
+  return encodeCanonical(new Map([...m]));
+}
+
+function imaFromRow(r: Row): ImaStateRecord {
+  const t = 'ima_state';
+  const raw = decodeStrict(colBlob(r, t, 'pcr10'), { name: 'ima_state.pcr10', maxBytes: 4096, maxDepth: 2, maxItems: 32 });
+  const pcr10 = new Map<number, Uint8Array>();
+  const entries: Array<[unknown, unknown]> = raw instanceof Map ? [...raw] : typeof raw === 'object' && raw !== null && !Array.isArray(raw) && !(raw instanceof Uint8Array) ? Object.entries(raw) : [];
+  for (const [k, v] of entries) {
+    if (typeof k !== 'number' || !(v instanceof Uint8Array)) throw new UnavailableError('STORE_UNAVAILABLE', 'store: ima_state.pcr10 is damaged');
+    pcr10.set(k, v);
+  }
+  return {
+    resetCount: colInt(r, t, 'reset_count'),
+    entries: colInt(r, t, 'entries'),
+    pcr10,
+    violations: colInt(r, t, 'violations'),
+  };
+}
+
+function sameIma(a: ImaStateRecord | null, b: ImaStateRecord | null): boolean {
+  if (a === null || b === null) return a === b;
+  if (a.resetCount !== b.resetCount || a.entries !== b.entries || a.violations !== b.violations || a.pcr10.size !== b.pcr10.size) return false;
+  for (const [k, v] of a.pcr10) {
+    const w = b.pcr10.get(k);
+    if (w === undefined || Buffer.compare(Buffer.from(v), Buffer.from(w)) !== 0) return false;
+  }
+  return true;
+}
+
+function checkU32(v: number, field: string): number {
+  if (!Number.isSafeInteger(v) || v < 0 || v > U32_MAX) throw misuse(`${field} must be an integer 0..${U32_MAX}`);
+  return v;
+}
+
 /** One queued ledger write: a plain decision, or an attestation with its consumption and counters. */
 type LedgerOp = { readonly kind: 'decision'; readonly decision: DecisionInput } | { readonly kind: 'attestation'; readonly commit: AttestationCommit };
 
@@ -235,6 +273,7 @@ export class SqliteStore implements Store {
   /** Ledger appends waiting for the next group commit. */
   readonly #pending: Array<{ op: LedgerOp; resolve: (r: AppendedDecision) => void; reject: (e: unknown) => void }> = [];
   readonly #statements = new Map<string, Database.Statement>();
+  #imaRead: (nodeId: string) => ImaStateRecord | null = () => null;
   readonly #tx: {
     enrollNode: (n: NewNode) => EnrollNodeResult;
     updateCounters: (nodeId: string, expected: QuoteCounters | null, next: QuoteCounters, now: number) => CounterUpdateResult;
@@ -318,6 +357,24 @@ export class SqliteStore implements Store {
       return { ok: true };
     };
 
+    const selectIma = db.prepare('SELECT * FROM ima_state WHERE node_id = ?');
+    const upsertIma = db.prepare(
+      `INSERT INTO ima_state (node_id, reset_count, entries, pcr10, violations, updated_at) VALUES (?, ?, ?, ?, ?, ?)
+       ON CONFLICT (node_id) DO UPDATE SET reset_count = excluded.reset_count, entries = excluded.entries,
+         pcr10 = excluded.pcr10, violations = excluded.violations, updated_at = excluded.updated_at`,
+    );
+    const updateImaRaw = (nodeId: string, expected: ImaStateRecord | null, next: ImaStateRecord, now: number): boolean => {
+      const row = selectIma.get(nodeId) as Row | undefined;
+      const stored = row === undefined ? null : imaFromRow(row);
+      if (!sameIma(stored, expected)) return false;
+      upsertIma.run(nodeId, checkU32(next.resetCount, 'ima.resetCount'), checkU32(next.entries, 'ima.entries'), Buffer.from(encodePcr10(next.pcr10)), checkU32(next.violations, 'ima.violations'), now);
+      return true;
+    };
+    this.#imaRead = (nodeId: string) => {
+      const row = selectIma.get(nodeId) as Row | undefined;
+      return row === undefined ? null : imaFromRow(row);
+    };
+
     const consumeRaw = (id: string, nodeId: string, now: number): ConsumeChallengeResult => {
       const row = selectChallenge.get(id) as Row | undefined;
       if (row === undefined) return { ok: false, reason: 'unknown' };
@@ -390,7 +447,11 @@ export class SqliteStore implements Store {
             if (consumed.ok && c.counters !== null) {
               counters = updateCountersRaw(c.nodeId, c.counters.expected, c.counters.next, c.now).ok ? 'ok' : 'stale';
             }
-            d = c.decide({ challenge: consumed.ok ? 'ok' : consumed.reason, counters });
+            let ima: AttestationOutcome['ima'] = 'skipped';
+            if (consumed.ok && counters !== 'stale' && c.ima !== undefined && c.ima !== null) {
+              ima = updateImaRaw(c.nodeId, c.ima.expected, c.ima.next, c.now) ? 'ok' : 'stale';
+            }
+            d = c.decide({ challenge: consumed.ok ? 'ok' : consumed.reason, counters, ima });
           }
           seq += 1;
           const { entry, hash } = buildLedgerEntry({ seq, prev, time: d.time, kind: d.kind, node: d.nodeId, outcome: d.outcome, body: d.body });
@@ -637,6 +698,11 @@ export class SqliteStore implements Store {
     if (decision.nodeId !== null) checkId(decision.nodeId, 'nodeId');
     checkTime(decision.time, 'time');
     return this.#enqueue({ kind: 'decision', decision });
+  }
+
+  async getImaState(nodeId: string): Promise<ImaStateRecord | null> {
+    checkId(nodeId, 'nodeId');
+    return this.#run('getImaState', () => this.#imaRead(nodeId));
   }
 
   async getChallenge(challengeId: string): Promise<ChallengeRecord | null> {

@@ -162,12 +162,26 @@ export interface AppendedDecision {
   readonly hash: Uint8Array;
 }
 
+/** A node's running IMA state: where its measurement list was last accepted. */
+export interface ImaStateRecord {
+  /** TPMS_CLOCK_INFO.resetCount of the boot the state belongs to. */
+  readonly resetCount: number;
+  /** Entries of the measurement list accepted so far (the next chunk starts here). */
+  readonly entries: number;
+  /** PCR 10 after those entries, per bank (TPM_ALG_ID → value). */
+  readonly pcr10: ReadonlyMap<number, Uint8Array>;
+  /** Runtime-policy violations seen since that reset. */
+  readonly violations: number;
+}
+
 /** What the store did with an attestation's challenge and counters, in the recording transaction. */
 export interface AttestationOutcome {
   /** 'ok' when this attestation consumed the challenge; otherwise why it could not. */
   readonly challenge: 'ok' | ChallengeRefusal;
   /** 'ok' when the counters moved, 'stale' when another quote moved them first, 'skipped' when not asked or not consumed. */
   readonly counters: 'ok' | 'stale' | 'skipped';
+  /** Same for the IMA state. */
+  readonly ima: 'ok' | 'stale' | 'skipped';
 }
 
 /**
@@ -181,6 +195,11 @@ export interface AttestationCommit {
   readonly now: number;
   /** Counters to move for an affirming appraisal; null for a refusal. */
   readonly counters: { readonly expected: QuoteCounters | null; readonly next: QuoteCounters } | null;
+  /**
+   * IMA state to write (compare-and-set on the stored one, null = none stored), when the quote
+   * verified and the IMA chunk replayed; written only if the challenge was consumed.
+   */
+  readonly ima?: { readonly expected: ImaStateRecord | null; readonly next: ImaStateRecord } | null;
   /** Builds the decision; runs inside the transaction, so it must be synchronous and pure. */
   readonly decide: (outcome: AttestationOutcome) => DecisionInput;
 }
@@ -226,6 +245,8 @@ export interface Store {
   createChallenge(c: NewChallenge): Promise<void>;
   /** Atomic, single-use consumption; see {@link ChallengeRefusal} for the order of checks. */
   consumeChallenge(challengeId: string, nodeId: string, now: number): Promise<ConsumeChallengeResult>;
+  /** The node's running IMA state (null when none is stored). */
+  getImaState(nodeId: string): Promise<ImaStateRecord | null>;
   /** Reads a challenge without consuming it (null when unknown). */
   getChallenge(challengeId: string): Promise<ChallengeRecord | null>;
   /** Housekeeping: removes challenges and pending enrolments expired before `now`; returns the count. */

@@ -426,6 +426,28 @@ describe('decisions', () => {
     expect((await s.getChallenge('ch-1'))?.consumedAt).toBe(2000);
   });
 
+  it('commitAttestation: the IMA state is written by compare-and-set, only when the challenge was consumed', async () => {
+    const s = await open();
+    await s.enrollNode(node(1));
+    await challenge(s, 'i-1', 'node-1');
+    await challenge(s, 'i-2', 'node-1');
+    const st = (entries: number, v: number) => ({ resetCount: 3, entries, pcr10: new Map([[0x000b, new Uint8Array(32).fill(v)], [0x0004, new Uint8Array(20).fill(v)]]), violations: 0 });
+    const seen: string[] = [];
+    const decide = (o: { challenge: string; counters: string; ima: string }) => {
+      seen.push(`${o.challenge}/${o.counters}/${o.ima}`);
+      return { kind: 'appraise' as const, nodeId: 'node-1', outcome: 'x', time: 1, body: {} };
+    };
+    await s.commitAttestation({ challengeId: 'i-1', nodeId: 'node-1', now: 2000, counters: null, ima: { expected: null, next: st(10, 1) }, decide });
+    expect(await s.getImaState('node-1')).toEqual(st(10, 1));
+    // Another writer's expectation (none stored) no longer holds: stale, nothing written.
+    await s.commitAttestation({ challengeId: 'i-2', nodeId: 'node-1', now: 2000, counters: null, ima: { expected: null, next: st(20, 2) }, decide });
+    // A replayed challenge writes nothing either.
+    await s.commitAttestation({ challengeId: 'i-1', nodeId: 'node-1', now: 2000, counters: null, ima: { expected: st(10, 1), next: st(30, 3) }, decide });
+    expect(seen).toEqual(['ok/skipped/ok', 'ok/skipped/stale', 'consumed/skipped/skipped']);
+    expect(await s.getImaState('node-1')).toEqual(st(10, 1));
+    expect(await s.getImaState('node-2')).toBeNull();
+  });
+
   it('commitAttestation: stale counters are reported to decide; a wrong node does not burn the challenge', async () => {
     const s = await open();
     await s.enrollNode(node(1));
