@@ -14,8 +14,9 @@
  *     "attest":    bytes   TPMS_ATTEST exactly as TPM2_Quote returned it
  *     "signature": bytes   TPMT_SIGNATURE
  *     "pcrs":      { bank name: { PCR index: bytes } }   e.g. {"sha256": {0: h'…', 7: h'…'}}
- *     "eventLog":  bytes   optional: UEFI TCG event log (appraised from issue #4 on)
- *     "imaLog":    bytes   optional: IMA runtime measurement list (appraised from issue #4 on)
+ *     "eventLog":  bytes   optional: the UEFI TCG event log (binary_bios_measurements)
+ *     "imaLog":    bytes   optional: IMA binary measurement-list entries, from entry `imaStart` on
+ *     "imaStart":  uint    with imaLog: index of its first entry in the node's list since boot
  *   }
  *   "snp": …, "tdx": …     reserved for SEV-SNP and TDX evidence: refused until supported
  * }
@@ -42,7 +43,9 @@ export interface TpmEvidence {
   /** PCR values by hash algorithm id and index. */
   readonly pcrs: ReadonlyMap<number, ReadonlyMap<number, Uint8Array>>;
   readonly eventLog?: Uint8Array;
+  /** IMA binary measurement-list entries, the first of which is entry `imaStart` since boot. */
   readonly imaLog?: Uint8Array;
+  readonly imaStart?: number;
 }
 
 /** A decoded evidence envelope. Nothing in it is trusted until appraised. */
@@ -56,7 +59,7 @@ export interface Evidence {
 
 const TOP_KEYS = ['v', 'challenge', 'node', 'boundKey', 'tpm'] as const;
 const RESERVED_KINDS = ['snp', 'tdx', 'gpu'] as const;
-const TPM_KEYS = ['attest', 'signature', 'pcrs', 'eventLog', 'imaLog'] as const;
+const TPM_KEYS = ['attest', 'signature', 'pcrs', 'eventLog', 'imaLog', 'imaStart'] as const;
 const ID_RE = /^[A-Za-z0-9._:-]{1,128}$/;
 
 function malformed(field: string, message: string): ParseError {
@@ -156,6 +159,12 @@ function fromDataModel(doc: unknown, bytes: BytesReader, json: boolean): Evidenc
   if (!isRecord(tpm)) throw malformed('tpm', 'must be a map with text keys');
   checkKeys(tpm, TPM_KEYS, 'tpm');
   for (const k of ['attest', 'signature', 'pcrs']) if (!(k in tpm)) throw malformed(`tpm.${k}`, 'is missing');
+  const hasIma = tpm['imaLog'] !== undefined;
+  if (hasIma !== (tpm['imaStart'] !== undefined)) throw malformed('tpm.imaStart', 'imaLog and imaStart come together');
+  const imaStart = tpm['imaStart'];
+  if (hasIma && (typeof imaStart !== 'number' || !Number.isSafeInteger(imaStart) || imaStart < 0 || imaStart > 0xffffffff)) {
+    throw malformed('tpm.imaStart', 'must be an integer 0..2^32-1');
+  }
   const boundKey = bytes(doc['boundKey'], 'boundKey');
   if (boundKey.length === 0 || boundKey.length > 1024) throw malformed('boundKey', 'must be 1..1024 bytes of SubjectPublicKeyInfo');
   return {
@@ -168,7 +177,7 @@ function fromDataModel(doc: unknown, bytes: BytesReader, json: boolean): Evidenc
       signature: bytes(tpm['signature'], 'tpm.signature'),
       pcrs: readPcrs(tpm['pcrs'], bytes, json),
       ...(tpm['eventLog'] !== undefined ? { eventLog: bytes(tpm['eventLog'], 'tpm.eventLog') } : {}),
-      ...(tpm['imaLog'] !== undefined ? { imaLog: bytes(tpm['imaLog'], 'tpm.imaLog') } : {}),
+      ...(hasIma ? { imaLog: bytes(tpm['imaLog'], 'tpm.imaLog'), imaStart: imaStart as number } : {}),
     },
   };
 }
@@ -217,6 +226,7 @@ function toDataModel(e: Evidence): Map<string, unknown> {
   ]);
   if (e.tpm.eventLog !== undefined) tpm.set('eventLog', e.tpm.eventLog);
   if (e.tpm.imaLog !== undefined) tpm.set('imaLog', e.tpm.imaLog);
+  if (e.tpm.imaStart !== undefined) tpm.set('imaStart', e.tpm.imaStart);
   return new Map<string, unknown>([
     ['v', e.version],
     ['challenge', e.challengeId],
@@ -250,6 +260,7 @@ export function encodeEvidenceJson(e: Evidence): string {
       pcrs,
       ...(e.tpm.eventLog !== undefined ? { eventLog: toBase64Url(e.tpm.eventLog) } : {}),
       ...(e.tpm.imaLog !== undefined ? { imaLog: toBase64Url(e.tpm.imaLog) } : {}),
+      ...(e.tpm.imaStart !== undefined ? { imaStart: e.tpm.imaStart } : {}),
     },
   });
 }
