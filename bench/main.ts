@@ -313,6 +313,32 @@ async function httpBench(work: string): Promise<void> {
   }
 }
 
+/** Diagnostic (BENCH_ONLY=inject): the HTTP route through fastify's inject, no sockets, 16 in flight. */
+async function injectBench(work: string): Promise<void> {
+  out('\n2b. POST /v1/attestations through fastify inject (no sockets), 16 in flight');
+  const f = await fixture(join(work, 'inject'), 256);
+  const app = await buildApp(f.service, { rateLimitPerMinute: 1_000_000 });
+  try {
+    const count = 3000;
+    const bodies: Buffer[] = [];
+    for (let i = 0; i < count; i++) bodies.push(Buffer.from(encodeEvidenceCbor(await evidenceFor(f, i))));
+    let next = 0;
+    const t0 = process.hrtime.bigint();
+    await Promise.all(
+      Array.from({ length: 16 }, async () => {
+        while (next < count) {
+          const res = await app.inject({ method: 'POST', url: '/v1/attestations', headers: { 'content-type': 'application/cbor' }, payload: bodies[next++] });
+          if (res.statusCode !== 200) throw new Error(`refused: ${res.body}`);
+        }
+      }),
+    );
+    out(`   ${fmt(count / (Number(process.hrtime.bigint() - t0) / 1e9))}/s`);
+  } finally {
+    await app.close();
+    await f.store.close();
+  }
+}
+
 async function main(): Promise<void> {
   const serveAt = process.argv.indexOf('--serve');
   if (serveAt !== -1) return serve(process.argv[serveAt + 1] as string);
@@ -323,6 +349,7 @@ async function main(): Promise<void> {
     const only = (process.env['BENCH_ONLY'] ?? '1,2,3').split(',');
     if (only.includes('1')) await quoteBench(work);
     if (only.includes('2')) await appraisalBench(work);
+    if (only.includes('inject')) await injectBench(work);
     if (only.includes('3')) await httpBench(work);
   } finally {
     rmSync(work, { recursive: true, force: true });

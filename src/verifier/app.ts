@@ -81,7 +81,7 @@ export async function buildApp(service: VerifierService, opts: AppOptions = {}):
     else throw new ParseError('REQUEST_UNSUPPORTED_MEDIA_TYPE', 'evidence must be application/cbor or application/json');
     const result = await service.attest(evidence);
     if (result.decision === 'affirming') {
-      return reply.status(200).send({ decision: result.decision, nodeId: result.nodeId, artifact: result.artifact, ledger: result.ledger, appraisal: result.appraisal });
+      return reply.status(200).send({ decision: result.decision, nodeId: result.nodeId, artifact: result.artifact, ledger: result.ledger });
     }
     // A refusal answers like any other error: the first failure's registry code and HTTP status
     // (every failure is listed in `failures`).
