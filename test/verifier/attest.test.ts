@@ -61,7 +61,6 @@ interface Affirmed {
   nodeId: string;
   artifact: string;
   ledger: { seq: number; hash: string };
-  appraisal: { evidenceDigest: string; status: string };
 }
 
 /** Asserts an appraisal refusal: registry code first, status from the registry, no artifact. */
@@ -136,7 +135,9 @@ describe('attestation: the affirming path', () => {
     expect(asCbor.decision).toBe('affirming');
     // The JSON copy is a replay, but it is decoded and digested all the same.
     const asJson = expectRefused(await submit(v.app, evidence, 'json'), 'CHALLENGE_REPLAYED') as ErrorAnswer & { appraisal: { evidenceDigest: string } };
-    expect(asJson.appraisal.evidenceDigest).toBe(asCbor.appraisal.evidenceDigest);
+    // The affirming answer states its evidence digest in the artifact.
+    const payload = JSON.parse(Buffer.from(asCbor.artifact.split('.')[1] as string, 'base64url').toString('utf8')) as Record<string, unknown>;
+    expect(asJson.appraisal.evidenceDigest).toBe(payload['vouch.evidence-digest']);
   });
 });
 
