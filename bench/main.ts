@@ -34,6 +34,7 @@ import { encodeEvidenceCbor, type Evidence } from '../src/evidence/envelope.js';
 import { tpmQualifyingData } from '../src/evidence/binding.js';
 import { fromBase64Url } from '../src/lib/bytes.js';
 import { syntheticAk, syntheticQuote, type SyntheticAk } from '../test/helpers/synthetic.js';
+import { eventlogBench } from './eventlog.js';
 import { tpmName } from '../src/tpm/name.js';
 
 const out = (s = ''): void => void process.stdout.write(`${s}\n`);
@@ -346,10 +347,11 @@ async function main(): Promise<void> {
   try {
     out(`vouch benchmarks — node ${process.version}, ${new Date().toISOString()}`);
     // BENCH_ONLY=1,3 runs a subset (for profiling one part).
-    const only = (process.env['BENCH_ONLY'] ?? '1,2,3').split(',');
+    const only = (process.env['BENCH_ONLY'] ?? '1,2,3,4').split(',');
     if (only.includes('1')) await quoteBench(work);
     if (only.includes('2')) await appraisalBench(work);
     if (only.includes('inject')) await injectBench(work);
+    if (only.includes('4')) await eventlogBench(out);
     if (only.includes('3')) await httpBench(work);
   } finally {
     rmSync(work, { recursive: true, force: true });

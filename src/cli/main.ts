@@ -12,6 +12,7 @@ import { tpmInfoCommand } from './tpm-info.js';
 import { verifierStartCommand, type VerifierStartOptions } from './verifier.js';
 import { agentCommand, type AgentOptions } from './agent.js';
 import { artifactVerifyCommand, type ArtifactVerifyOptions } from './artifact.js';
+import { eventlogReplayCommand, eventlogShowCommand } from './eventlog.js';
 
 const collect = (v: string, prev: string[]): string[] => [...prev, v];
 
@@ -97,6 +98,23 @@ export async function run(argv: readonly string[], io: CliIo): Promise<number> {
     .option('--once', 'attest once and exit (the default for this command)', true)
     .action(async (opts: AgentOptions) => {
       status = await agentCommand({ ...opts, once: true }, io);
+    });
+
+  const eventlog = program.command('eventlog').description('UEFI TCG event logs (binary_bios_measurements), offline');
+  eventlog
+    .command('show <file>')
+    .description('list the events of a log (fields are untrusted until replayed against a quote)')
+    .option('--json', 'print as JSON')
+    .action(async (file: string, opts: { json?: boolean }) => {
+      status = await eventlogShowCommand(file, opts, io);
+    });
+  eventlog
+    .command('replay <file>')
+    .description('replay a log to PCR values per bank')
+    .option('--json', 'print the PCR values per bank as JSON')
+    .option('--quirk <name>', 'apply a named firmware quirk (repeatable): ebs-missing', collect, [])
+    .action(async (file: string, opts: { json?: boolean; quirk: string[] }) => {
+      status = await eventlogReplayCommand(file, opts, io);
     });
 
   const artifact = program.command('artifact').description('authorization artifacts');

@@ -122,6 +122,27 @@ export const ERRORS = {
   NOT_FOUND: spec('misuse', 404, 'no such route'),
   VERIFIER_UNREACHABLE: spec('unavailable', 503, 'the verifier could not be reached or answered with a server error'),
 
+  // --- IMA (src/eventlog/ima) ---------------------------------------------------------------
+  IMA_TEMPLATE_UNSUPPORTED: spec('malformed', 400, 'an IMA entry uses a template vouch does not decode (ima, ima-ng, ima-sig, ima-buf, ima-modsig)'),
+  IMA_TEMPLATE_HASH_MISMATCH: spec('verification-failed', 422, "an IMA entry's template hash is not the digest of its template data"),
+  IMA_PCR_UNSUPPORTED: spec('verification-failed', 422, 'an IMA entry extends a PCR other than 10, which vouch does not replay'),
+  IMA_STATE_MISMATCH: spec('verification-failed', 422, 'the IMA entries do not continue the running state (entry index or PCR banks differ)'),
+  IMA_PCR10_MISMATCH: spec('verification-failed', 422, 'the PCR 10 replayed from the IMA list is not the quoted PCR 10'),
+  IMA_BOOT_AGGREGATE_MISSING: spec('verification-failed', 422, 'the IMA list does not start with boot_aggregate, or the quote lacks PCRs 0-9 of its bank'),
+  IMA_BOOT_AGGREGATE_MISMATCH: spec('verification-failed', 422, 'boot_aggregate is not the digest of PCRs 0-7 (or 0-9) of the same quote'),
+  IMA_SIGNATURE_MALFORMED: spec('malformed', 400, 'an IMA file signature is not a supported v2 signature (type 3, version 2) over the measured digest'),
+  IMA_SIGNATURE_INVALID: spec('verification-failed', 422, 'an IMA file signature does not verify with the trusted key of its key id'),
+  IMA_SIGNATURE_UNTRUSTED_KEY: spec('policy-failed', 403, 'an IMA file signature names a key id that is not among the trusted keys'),
+  IMA_SIGNATURE_MISSING: spec('policy-failed', 403, 'the runtime policy requires a file signature and the IMA entry carries none'),
+  IMA_PATH_NOT_ALLOWED: spec('policy-failed', 403, 'a measured path is neither allowed by the runtime policy nor excluded'),
+  IMA_DIGEST_NOT_ALLOWED: spec('policy-failed', 403, "a measured file's digest is not one the runtime policy allows for its path"),
+  IMA_MEASUREMENT_VIOLATION: spec('policy-failed', 403, 'the IMA list records a measurement violation (open writers or time of measure/time of use)'),
+
+  // --- event logs (src/eventlog) -------------------------------------------------------------
+  EVENTLOG_REPLAY_MISMATCH: spec('verification-failed', 422, 'the event log does not replay to the quoted PCR value'),
+  EVENTLOG_PCR_NOT_COVERED: spec('verification-failed', 422, 'a PCR or bank relied on is not extended by any event of the log, or an event lacks its digest for the bank'),
+  EVENTLOG_NOT_REPLAYED: spec('misuse', 400, 'boot claims were asked of an event log whose replay did not match a quote'),
+
   // --- unavailable: TPM and TSS (native/, swtpm/) --------------------------------------------
   TSS_LIBRARY_UNAVAILABLE: spec('unavailable', 503, 'the tpm2-tss libraries could not be loaded'),
   TSS_TCTI_FAILED: spec('unavailable', 503, 'the TPM could not be reached through the configured TCTI'),
