@@ -56,6 +56,8 @@ async function writeAgentState(stateDir: string, s: AgentState): Promise<void> {
 /** One attestation's outcome, as the agent reports it. */
 export interface AttestOutcome extends AttestationAnswer {
   readonly boundKeySpki: Uint8Array;
+  /** Logs the agent was configured to send but did not find. */
+  readonly missingLogs: readonly string[];
 }
 
 export interface AgentOptions {
@@ -63,6 +65,24 @@ export interface AgentOptions {
   readonly tpm: TpmCollector;
   readonly stateDir: string;
   readonly group: string;
+  /**
+   * The UEFI event log to send (binary_bios_measurements); null sends none. A path that does
+   * not exist sends none either, and the outcome says so: the verifier decides by policy.
+   */
+  readonly eventLogPath?: string | null;
+}
+
+/** Where Linux exposes the firmware event log. */
+export const DEFAULT_EVENTLOG_PATH = '/sys/kernel/security/tpm0/binary_bios_measurements';
+
+/** Reads a log file; null when it does not exist. */
+async function readOptional(path: string): Promise<Uint8Array | null> {
+  try {
+    return new Uint8Array(await readFile(path));
+  } catch (e) {
+    if ((e as NodeJS.ErrnoException).code === 'ENOENT') return null;
+    throw new UnavailableError('AGENT_LOG_UNREADABLE', `the log ${path} cannot be read (${(e as NodeJS.ErrnoException).code ?? 'error'}); check permissions`, { cause: e });
+  }
 }
 
 export class Agent {
@@ -121,8 +141,17 @@ export class Agent {
     return done.nodeId;
   }
 
-  /** Builds the evidence for a challenge: quote + PCR values, bound to nonce and key. */
+  /** Builds the evidence for a challenge: quote + PCR values (+ logs), bound to nonce and key. */
   async evidenceFor(nodeId: string): Promise<Evidence> {
+    return (await this.#evidence(nodeId)).evidence;
+  }
+
+  async #evidence(nodeId: string): Promise<{ evidence: Evidence; missingLogs: string[] }> {
+    const missingLogs: string[] = [];
+    const logPath = this.#opts.eventLogPath === undefined ? DEFAULT_EVENTLOG_PATH : this.#opts.eventLogPath;
+    // Read the log before the quote: a log read after it could hold events the quote does not cover.
+    const eventLog = logPath === null ? null : await readOptional(logPath);
+    if (logPath !== null && eventLog === null) missingLogs.push(logPath);
     const ch = await this.#opts.verifier.challenge(nodeId);
     const selection = pcrSelection(
       ch.pcrSelection.map((b) => {
@@ -133,21 +162,22 @@ export class Agent {
     );
     const nonce = fromBase64Url(ch.nonce, 'nonce');
     const q = this.#opts.tpm.quote(tpmQualifyingData(nonce, this.#boundKey.publicSpki), selection);
-    return {
+    const evidence: Evidence = {
       version: EVIDENCE_VERSION,
       challengeId: ch.challengeId,
       nodeId,
       boundKey: this.#boundKey.publicSpki,
-      tpm: { attest: q.attest, signature: q.signature, pcrs: q.pcrs },
+      tpm: { attest: q.attest, signature: q.signature, pcrs: q.pcrs, ...(eventLog !== null ? { eventLog } : {}) },
     };
+    return { evidence, missingLogs };
   }
 
   /** One attestation: challenge → quote → evidence → decision. */
   async attestOnce(): Promise<AttestOutcome> {
     const nodeId = await this.ensureEnrolled();
-    const evidence = await this.evidenceFor(nodeId);
+    const { evidence, missingLogs } = await this.#evidence(nodeId);
     const answer = await this.#opts.verifier.attest(encodeEvidenceCbor(evidence));
-    return { ...answer, boundKeySpki: this.#boundKey.publicSpki };
+    return { ...answer, boundKeySpki: this.#boundKey.publicSpki, missingLogs };
   }
 
   /**

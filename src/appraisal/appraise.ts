@@ -16,7 +16,8 @@ import { TPM_ST_ATTEST, hashById } from '../tpm/abi/constants.js';
 import { pcrSelection, type PcrSelection } from '../tpm/abi/pcr.js';
 import { verifyQuote, type CheckOutcome } from '../tpm/verify/quote.js';
 import type { TpmVerifyKey } from '../tpm/verify/keys.js';
-import { akAlgorithmOf, appraiseAkAlgorithm, appraisePcrs, policyDigest, policyPcrSelection, type Policy } from '../policy/index.js';
+import { akAlgorithmOf, appraiseAkAlgorithm, appraisePcrs, bankAlgId, policyDigest, policyPcrSelection, type Policy } from '../policy/index.js';
+import { appraiseMeasuredBoot, type BootSummary } from './measured-boot.js';
 import { AR4SI, type TrustVector } from '../artifact/ear.js';
 import { tpmQualifyingData } from '../evidence/binding.js';
 import { evidenceDigest, type Evidence } from '../evidence/envelope.js';
@@ -69,6 +70,8 @@ export interface AppraisalClaims {
   readonly firmwareVersion: string;
   /** Quoted PCR values by bank name and index (hex). */
   readonly pcrs: Readonly<Record<string, Readonly<Record<string, string>>>>;
+  /** What the replayed event log says booted (when the policy has measured-boot rules). */
+  readonly boot?: BootSummary;
 }
 
 /** The outcome. Plain data: it is stored with the decision and can be re-encoded canonically. */
@@ -196,6 +199,7 @@ export function appraise(input: AppraisalInput): Appraisal {
 
   // Policy: only over values the TPM signed (the quoted selection).
   let policyOk = false;
+  let boot: BootSummary | undefined;
   if (policy !== null && quoteOk && node !== null && challenge.ok) {
     const quotedValues = new Map<number, Map<number, Uint8Array>>();
     for (const bank of challenge.selection) {
@@ -208,9 +212,18 @@ export function appraise(input: AppraisalInput): Appraisal {
     }
     const pf = [...appraiseAkAlgorithm(policy, akAlgorithmOf(node.ak.public)), ...appraisePcrs(policy, quotedValues)];
     policyOk = record('policy', pf.map((f) => failure(f.code, f)));
+    if (policy.measuredBoot !== undefined) {
+      const banks = policy.tpm.banks.map(bankAlgId);
+      const mb = appraiseMeasuredBoot(policy.measuredBoot, evidence.tpm.eventLog, quotedValues, banks);
+      policyOk = record('measuredBoot', mb.failures) && policyOk;
+      boot = mb.summary;
+    } else {
+      skip('measuredBoot', 'the policy has no measured-boot rules');
+    }
   } else {
     skip('policy', 'the quote did not verify, or no policy is assigned');
   }
+  if (claims !== undefined && boot !== undefined) claims = { ...claims, boot };
 
   const ok = failures.length === 0 && freshOk && quoteOk && countersOk && policyOk;
   const trustVector: TrustVector = {

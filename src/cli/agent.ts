@@ -13,6 +13,7 @@ export interface AgentOptions {
   interval: string;
   once?: boolean;
   json?: boolean;
+  eventlog: string | false;
 }
 
 function report(o: AttestOutcome | Error, io: CliIo, json: boolean): void {
@@ -21,10 +22,11 @@ function report(o: AttestOutcome | Error, io: CliIo, json: boolean): void {
     return;
   }
   if (json) {
-    io.out(`${JSON.stringify({ decision: o.decision, nodeId: o.nodeId, ledger: o.ledger, artifact: o.artifact, boundKey: toBase64Url(o.boundKeySpki), failures: o.failures ?? [] })}\n`);
+    io.out(`${JSON.stringify({ decision: o.decision, nodeId: o.nodeId, ledger: o.ledger, artifact: o.artifact, boundKey: toBase64Url(o.boundKeySpki), failures: o.failures ?? [], missingLogs: o.missingLogs })}\n`);
     return;
   }
   io.out(`${new Date().toISOString()} ${o.nodeId}: ${o.decision} (ledger #${o.ledger.seq})\n`);
+  for (const m of o.missingLogs) io.out(`  not sent: no log at ${m}\n`);
   for (const f of o.failures ?? []) io.out(`  ${f.code}${f.field !== undefined ? ` ${f.field}` : ''}${f.expected !== undefined ? ` expected ${f.expected}` : ''}${f.actual !== undefined ? ` actual ${f.actual}` : ''}\n`);
   if (o.artifact !== undefined) io.out(`  artifact: ${o.artifact}\n`);
 }
@@ -36,7 +38,7 @@ export async function agentCommand(o: AgentOptions, io: CliIo): Promise<number> 
   const { Agent } = await import('../agent/agent.js');
   const tpm = TpmCollector.open(o.tcti);
   try {
-    const agent = new Agent({ verifier: new VerifierClient(o.verifier), tpm, stateDir: o.stateDir, group: o.group });
+    const agent = new Agent({ verifier: new VerifierClient(o.verifier), tpm, stateDir: o.stateDir, group: o.group, eventLogPath: o.eventlog === false ? null : o.eventlog });
     if (o.once === true) {
       const outcome = await agent.attestOnce();
       report(outcome, io, o.json === true);

@@ -90,6 +90,8 @@ export async function run(argv: readonly string[], io: CliIo): Promise<number> {
       .option('--state-dir <dir>', 'where the agent keeps its node id', '.vouch/agent')
       .option('--group <group>', 'node group to enroll into', 'default')
       .option('--interval <seconds>', 'attestation period', '60')
+      .option('--eventlog <path>', 'UEFI event log to send', '/sys/kernel/security/tpm0/binary_bios_measurements')
+      .option('--no-eventlog', 'send no event log')
       .option('--json', 'print outcomes as JSON lines');
   agentOpts(agent.command('start').description('enroll once, then attest on an interval')).action(async (opts: AgentOptions) => {
     status = await agentCommand(opts, io);

@@ -88,6 +88,14 @@ export const ERRORS = {
   POLICY_BANK_MISSING: spec('policy-failed', 403, 'a PCR bank the policy requires is absent from the quote'),
   POLICY_PCR_MISSING: spec('policy-failed', 403, 'a PCR the policy lists is absent from the quote'),
   POLICY_AK_ALGORITHM: spec('policy-failed', 403, "the attestation key's algorithm is not one the policy allows"),
+  POLICY_EVENTLOG_MISSING: spec('policy-failed', 403, 'the policy has measured-boot rules and the evidence carries no event log'),
+  POLICY_SECURE_BOOT: spec('policy-failed', 403, 'Secure Boot is not enabled (or its state is not proven by the event log)'),
+  POLICY_DB: spec('policy-failed', 403, 'the Secure Boot db lacks a required certificate or holds a forbidden one'),
+  POLICY_DBX: spec('policy-failed', 403, 'the Secure Boot dbx lacks a required revocation'),
+  POLICY_BOOT_LOADER: spec('policy-failed', 403, 'the boot loader is not one the policy allows'),
+  POLICY_KERNEL: spec('policy-failed', 403, 'the kernel is not one the policy allows'),
+  POLICY_KERNEL_CMDLINE: spec('policy-failed', 403, 'the kernel command line is not allowed by the policy'),
+  POLICY_SCRTM_VERSION: spec('policy-failed', 403, 'the S-CRTM version is not one the policy allows'),
   ARTIFACT_SIGNATURE_INVALID: spec('verification-failed', 401, 'the artifact signature does not verify with a key of the JWKS'),
   ARTIFACT_ALGORITHM_NOT_ALLOWED: spec('verification-failed', 401, 'the artifact is signed with an algorithm outside the allowlist'),
   ARTIFACT_EXPIRED: spec('verification-failed', 401, 'the artifact has expired'),
@@ -121,6 +129,7 @@ export const ERRORS = {
   RATE_LIMITED: spec('misuse', 429, 'too many requests from this client; retry later'),
   NOT_FOUND: spec('misuse', 404, 'no such route'),
   VERIFIER_UNREACHABLE: spec('unavailable', 503, 'the verifier could not be reached or answered with a server error'),
+  AGENT_LOG_UNREADABLE: spec('unavailable', 503, 'a log the agent is configured to send exists but cannot be read'),
 
   // --- IMA (src/eventlog/ima) ---------------------------------------------------------------
   IMA_TEMPLATE_UNSUPPORTED: spec('malformed', 400, 'an IMA entry uses a template vouch does not decode (ima, ima-ng, ima-sig, ima-buf, ima-modsig)'),

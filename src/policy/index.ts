@@ -11,6 +11,8 @@ export {
   AK_ALGORITHMS,
   PCR_INDEX_MAX,
   PolicyDocumentSchema,
+  MeasuredBootPolicySchema,
+  type MeasuredBootPolicy,
   type AkAlgorithm,
   type BankName,
   type PcrAllowed,

@@ -16,6 +16,7 @@ import {
   PolicyDocumentSchema,
   type AkAlgorithm,
   type BankName,
+  type MeasuredBootPolicy,
   type PcrAllowed,
   type Policy,
   type PolicyDocument,
@@ -208,6 +209,18 @@ function crossFieldIssues(value: unknown): PolicyIssue[] {
       out.push({ path: `/tpm/pcrs/${bank}`, message: `bank ${bank} lists PCRs but is not named in /tpm/banks, so they would never be checked` });
     }
   }
+  // Every PCR the event log must prove is quoted: listed in tpm.pcrs of every required bank.
+  const mb = isRecord(value) ? value['measuredBoot'] : undefined;
+  if (isRecord(mb) && Array.isArray(mb['pcrs'])) {
+    for (const pcr of mb['pcrs']) {
+      for (const bank of banks) {
+        const listed = pcrs[bank];
+        if (isRecord(listed) && listed[String(pcr)] === undefined) {
+          out.push({ path: '/measuredBoot/pcrs', message: `PCR ${String(pcr)} must be listed in /tpm/pcrs/${bank} (with "any" or values) so that it is quoted` });
+        }
+      }
+    }
+  }
   return out;
 }
 
@@ -239,12 +252,33 @@ function normalise(doc: PolicyDocument): Policy {
     id: doc.id,
     ...(doc.description !== undefined ? { description: doc.description } : {}),
     tpm: { banks, pcrs, akAlgorithms },
+    ...(doc.measuredBoot !== undefined ? { measuredBoot: normaliseMeasuredBoot(doc.measuredBoot) } : {}),
     artifact: {
       lifetimeSeconds: doc.artifact.lifetimeSeconds,
       ...(doc.artifact.audience !== undefined ? { audience: [...doc.artifact.audience].sort() } : {}),
     },
   };
   return deepFreeze(policy);
+}
+
+/** Sorted sets, so equivalent documents digest alike. */
+function normaliseMeasuredBoot(m: MeasuredBootPolicy): MeasuredBootPolicy {
+  const sorted = (xs: readonly string[] | undefined): string[] | undefined => (xs === undefined ? undefined : [...xs].sort());
+  const opt = <K extends string, V>(k: K, v: V | undefined): Partial<Record<K, V>> => (v === undefined ? {} : ({ [k]: v } as Record<K, V>));
+  return {
+    pcrs: [...m.pcrs].sort((a, b) => a - b),
+    quirks: [...(m.quirks ?? [])].sort(),
+    secureBoot: m.secureBoot,
+    db: m.db === 'any' ? 'any' : { ...opt('require', sorted(m.db.require)), ...opt('forbid', sorted(m.db.forbid)) },
+    dbx:
+      m.dbx === 'any'
+        ? 'any'
+        : { ...opt('requireHashes', sorted(m.dbx.requireHashes)), ...opt('requireCertificates', sorted(m.dbx.requireCertificates)), ...opt('minHashes', m.dbx.minHashes) },
+    bootLoaders: m.bootLoaders === 'any' ? 'any' : [...m.bootLoaders].sort(),
+    kernels: m.kernels === 'any' ? 'any' : [...m.kernels].sort(),
+    kernelCmdline: m.kernelCmdline === 'any' ? 'any' : { ...opt('allow', sorted(m.kernelCmdline.allow)), ...opt('forbidSubstrings', sorted(m.kernelCmdline.forbidSubstrings)) },
+    sCrtmVersion: Array.isArray(m.sCrtmVersion) ? [...m.sCrtmVersion].sort() : m.sCrtmVersion,
+  };
 }
 
 function deepFreeze<T>(v: T): T {

@@ -126,6 +126,60 @@ export const TpmPolicySchema = Type.Object(
   { additionalProperties: false },
 );
 
+const Sha256Hex = Type.String({ pattern: '^[0-9a-f]{64}$', description: 'lower-case hex of a 32-byte digest' });
+const Sha256List = Type.Array(Sha256Hex, { minItems: 1, maxItems: 4096, uniqueItems: true });
+
+/**
+ * The `measuredBoot` section: rules over what the UEFI event log says booted. The log must replay
+ * to the quoted `pcrs` (each listed in `tpm.pcrs`); the rules see only claims from PCRs that
+ * matched. Every rule is required: write `any` for one you do not constrain.
+ */
+export const MeasuredBootPolicySchema = Type.Object(
+  {
+    pcrs: Type.Array(Type.Integer({ minimum: 0, maximum: 23 }), { minItems: 1, maxItems: 24, uniqueItems: true }),
+    /** Named firmware quirks tolerated (e.g. ebs-missing); every use is recorded in the decision. */
+    quirks: Type.Optional(Type.Array(Type.Literal('ebs-missing'), { uniqueItems: true })),
+    secureBoot: Type.Union([Type.Literal('enabled'), Type.Literal('any')]),
+    /** Certificates (SHA-256 of the DER) that db must hold / must not hold. */
+    db: Type.Union([
+      Type.Literal('any'),
+      Type.Object({ require: Type.Optional(Sha256List), forbid: Type.Optional(Sha256List) }, { additionalProperties: false, minProperties: 1 }),
+    ]),
+    /** Revocations that dbx must hold: image hashes and certificates; a minimum number of hashes. */
+    dbx: Type.Union([
+      Type.Literal('any'),
+      Type.Object(
+        { requireHashes: Type.Optional(Sha256List), requireCertificates: Type.Optional(Sha256List), minHashes: Type.Optional(Type.Integer({ minimum: 0, maximum: 1_000_000 })) },
+        { additionalProperties: false, minProperties: 1 },
+      ),
+    ]),
+    /** Authenticode SHA-256 digests of the allowed first-stage boot loaders. */
+    bootLoaders: Type.Union([Type.Literal('any'), Sha256List]),
+    /** SHA-256 digests of the allowed kernels (as GRUB measured them into PCR 9). */
+    kernels: Type.Union([Type.Literal('any'), Sha256List]),
+    kernelCmdline: Type.Union([
+      Type.Literal('any'),
+      Type.Object(
+        {
+          allow: Type.Optional(Type.Array(Type.String({ maxLength: 4096 }), { minItems: 1, maxItems: 256, uniqueItems: true })),
+          forbidSubstrings: Type.Optional(Type.Array(Type.String({ minLength: 1, maxLength: 256 }), { minItems: 1, maxItems: 256, uniqueItems: true })),
+        },
+        { additionalProperties: false, minProperties: 1 },
+      ),
+    ]),
+    /** S-CRTM version: allowed values, or a minimum (dotted numbers compared numerically). */
+    sCrtmVersion: Type.Union([
+      Type.Literal('any'),
+      Type.Array(Type.String({ minLength: 1, maxLength: 256 }), { minItems: 1, maxItems: 256, uniqueItems: true }),
+      Type.Object({ min: Type.String({ pattern: '^[0-9]+(?:\\.[0-9]+)*$' }) }, { additionalProperties: false }),
+    ]),
+  },
+  { additionalProperties: false },
+);
+
+/** The `measuredBoot` section as written. */
+export type MeasuredBootPolicy = Static<typeof MeasuredBootPolicySchema>;
+
 /** Audience names: printable, no spaces. */
 const AudienceSchema = Type.String({ pattern: '^[\\x21-\\x7e]{1,128}$' });
 
@@ -146,6 +200,7 @@ export const PolicyDocumentSchema = Type.Object(
     id: Type.String({ pattern: '^[a-z0-9-]{1,64}$' }),
     description: Type.Optional(Type.String({ maxLength: 4096 })),
     tpm: TpmPolicySchema,
+    measuredBoot: Type.Optional(MeasuredBootPolicySchema),
     artifact: ArtifactPolicySchema,
   },
   { additionalProperties: false },
@@ -174,6 +229,8 @@ export interface Policy {
     /** Allowed attestation key algorithms (default: all of {@link AK_ALGORITHMS}), sorted. */
     readonly akAlgorithms: readonly AkAlgorithm[];
   };
+  /** Measured-boot rules (absent: the event log is not required and not appraised). */
+  readonly measuredBoot?: MeasuredBootPolicy;
   readonly artifact: {
     readonly lifetimeSeconds: number;
     /** Sorted; absent when the document names no audience. */
