@@ -13,6 +13,7 @@ import { verifierStartCommand, type VerifierStartOptions } from './verifier.js';
 import { agentCommand, type AgentOptions } from './agent.js';
 import { artifactVerifyCommand, type ArtifactVerifyOptions } from './artifact.js';
 import { eventlogReplayCommand, eventlogShowCommand } from './eventlog.js';
+import { imaReplayCommand, imaShowCommand } from './ima.js';
 
 const collect = (v: string, prev: string[]): string[] => [...prev, v];
 
@@ -117,6 +118,22 @@ export async function run(argv: readonly string[], io: CliIo): Promise<number> {
     .option('--quirk <name>', 'apply a named firmware quirk (repeatable): ebs-missing', collect, [])
     .action(async (file: string, opts: { json?: boolean; quirk: string[] }) => {
       status = await eventlogReplayCommand(file, opts, io);
+    });
+
+  const ima = program.command('ima').description('Linux IMA measurement lists (ASCII or binary), offline');
+  ima
+    .command('show <file>')
+    .description('list the entries of a measurement list')
+    .option('--json', 'print as JSON')
+    .action(async (file: string, opts: { json?: boolean }) => {
+      status = await imaShowCommand(file, opts, io);
+    });
+  ima
+    .command('replay <file>')
+    .description('replay a measurement list to PCR 10 per bank')
+    .option('--json', 'print PCR 10 per bank as JSON')
+    .action(async (file: string, opts: { json?: boolean }) => {
+      status = await imaReplayCommand(file, opts, io);
     });
 
   const artifact = program.command('artifact').description('authorization artifacts');
