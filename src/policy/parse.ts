@@ -17,6 +17,7 @@ import {
   type AkAlgorithm,
   type BankName,
   type MeasuredBootPolicy,
+  type RuntimePolicy,
   type PcrAllowed,
   type Policy,
   type PolicyDocument,
@@ -221,6 +222,19 @@ function crossFieldIssues(value: unknown): PolicyIssue[] {
       }
     }
   }
+  // The IMA replay is checked against PCR 10, and boot_aggregate against PCRs 0-7: quoted.
+  const rt = isRecord(value) ? value['runtime'] : undefined;
+  if (isRecord(rt)) {
+    const need = rt['bootAggregate'] === 'required' ? [10, 0, 1, 2, 3, 4, 5, 6, 7] : [10];
+    for (const bank of banks) {
+      const listed = pcrs[bank];
+      if (!isRecord(listed)) continue;
+      const missing = need.filter((p) => listed[String(p)] === undefined);
+      if (missing.length > 0) {
+        out.push({ path: '/runtime', message: `PCR ${missing.join(', ')} must be listed in /tpm/pcrs/${bank} (with "any" or values) so that ${missing.includes(10) ? 'the IMA replay' : 'boot_aggregate'} can be checked against the quote` });
+      }
+    }
+  }
   return out;
 }
 
@@ -253,12 +267,28 @@ function normalise(doc: PolicyDocument): Policy {
     ...(doc.description !== undefined ? { description: doc.description } : {}),
     tpm: { banks, pcrs, akAlgorithms },
     ...(doc.measuredBoot !== undefined ? { measuredBoot: normaliseMeasuredBoot(doc.measuredBoot) } : {}),
+    ...(doc.runtime !== undefined ? { runtime: normaliseRuntime(doc.runtime) } : {}),
     artifact: {
       lifetimeSeconds: doc.artifact.lifetimeSeconds,
       ...(doc.artifact.audience !== undefined ? { audience: [...doc.artifact.audience].sort() } : {}),
     },
   };
   return deepFreeze(policy);
+}
+
+/** Sorted sets, so equivalent documents digest alike. */
+function normaliseRuntime(r: RuntimePolicy): RuntimePolicy {
+  const allowed: Record<string, string[]> = {};
+  for (const path of Object.keys(r.ima.allowed).sort()) allowed[path] = [...(r.ima.allowed[path] ?? [])].sort();
+  return {
+    bootAggregate: r.bootAggregate,
+    ima: {
+      allowed,
+      excludes: [...r.ima.excludes].sort(),
+      trustedKeys: [...r.ima.trustedKeys].sort(),
+      requireSignatures: r.ima.requireSignatures ?? false,
+    },
+  };
 }
 
 /** Sorted sets, so equivalent documents digest alike. */

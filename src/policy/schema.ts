@@ -24,6 +24,7 @@
  * ```
  */
 import { Type, type Static } from '@sinclair/typebox';
+import { ImaRuntimePolicySchema } from '../eventlog/ima/policy.js';
 
 /** The API version this module reads. */
 export const POLICY_API_VERSION = 'vouch/v1';
@@ -180,6 +181,22 @@ export const MeasuredBootPolicySchema = Type.Object(
 /** The `measuredBoot` section as written. */
 export type MeasuredBootPolicy = Static<typeof MeasuredBootPolicySchema>;
 
+/**
+ * The `runtime` section: rules over the Linux IMA measurement list. Its replay must reach the
+ * quoted PCR 10 (listed in `tpm.pcrs` of every required bank); `bootAggregate: required` also
+ * needs PCRs 0-7 quoted. Every key is required.
+ */
+export const RuntimePolicySchema = Type.Object(
+  {
+    bootAggregate: Type.Union([Type.Literal('required'), Type.Literal('any')]),
+    ima: ImaRuntimePolicySchema,
+  },
+  { additionalProperties: false },
+);
+
+/** The `runtime` section as written. */
+export type RuntimePolicy = Static<typeof RuntimePolicySchema>;
+
 /** Audience names: printable, no spaces. */
 const AudienceSchema = Type.String({ pattern: '^[\\x21-\\x7e]{1,128}$' });
 
@@ -201,6 +218,7 @@ export const PolicyDocumentSchema = Type.Object(
     description: Type.Optional(Type.String({ maxLength: 4096 })),
     tpm: TpmPolicySchema,
     measuredBoot: Type.Optional(MeasuredBootPolicySchema),
+    runtime: Type.Optional(RuntimePolicySchema),
     artifact: ArtifactPolicySchema,
   },
   { additionalProperties: false },
@@ -231,6 +249,8 @@ export interface Policy {
   };
   /** Measured-boot rules (absent: the event log is not required and not appraised). */
   readonly measuredBoot?: MeasuredBootPolicy;
+  /** Runtime (IMA) rules (absent: the IMA list is not required and not appraised). */
+  readonly runtime?: RuntimePolicy;
   readonly artifact: {
     readonly lifetimeSeconds: number;
     /** Sorted; absent when the document names no audience. */
