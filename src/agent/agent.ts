@@ -15,6 +15,8 @@ import { hashByName } from '../tpm/abi/constants.js';
 import { pcrSelection } from '../tpm/abi/pcr.js';
 import { encodeEvidenceCbor, EVIDENCE_VERSION, type Evidence } from '../evidence/envelope.js';
 import { tpmQualifyingData } from '../evidence/binding.js';
+import { decodeTpmsAttest } from '../tpm/abi/attest.js';
+import { encodeImaBinary, parseImaBinary } from '../eventlog/ima/index.js';
 import { VerifierClient, type AttestationAnswer } from './client.js';
 import type { TpmCollector } from './tpm.js';
 
@@ -70,7 +72,15 @@ export interface AgentOptions {
    * not exist sends none either, and the outcome says so: the verifier decides by policy.
    */
   readonly eventLogPath?: string | null;
+  /**
+   * The IMA binary measurement list (binary_runtime_measurements); null sends none. Only the
+   * entries the verifier does not hold yet are sent.
+   */
+  readonly imaLogPath?: string | null;
 }
+
+/** Where Linux exposes the IMA measurement list. */
+export const DEFAULT_IMA_PATH = '/sys/kernel/security/ima/binary_runtime_measurements';
 
 /** Where Linux exposes the firmware event log. */
 export const DEFAULT_EVENTLOG_PATH = '/sys/kernel/security/tpm0/binary_bios_measurements';
@@ -89,6 +99,9 @@ export class Agent {
   readonly #opts: AgentOptions;
   readonly #boundKey: { publicSpki: Uint8Array; privateKey: KeyObject };
   #state: AgentState | null = null;
+  /** IMA entries the verifier holds for the boot `#imaBoot` (the next chunk starts there). */
+  #imaNext = 0;
+  #imaBoot: number | null = null;
 
   constructor(opts: AgentOptions) {
     this.#opts = opts;
@@ -161,13 +174,29 @@ export class Agent {
       }),
     );
     const nonce = fromBase64Url(ch.nonce, 'nonce');
+    const imaPath = this.#opts.imaLogPath === undefined ? DEFAULT_IMA_PATH : this.#opts.imaLogPath;
+    // The IMA list is read before the quote too: the verifier replays only up to the quoted PCR 10.
+    const imaList = imaPath === null ? null : await readOptional(imaPath);
+    if (imaPath !== null && imaList === null) missingLogs.push(imaPath);
     const q = this.#opts.tpm.quote(tpmQualifyingData(nonce, this.#boundKey.publicSpki), selection);
+    let ima: { imaLog: Uint8Array; imaStart: number } | undefined;
+    if (imaList !== null) {
+      // A new boot (reset count) starts the list again from its first entry.
+      const resetCount = decodeTpmsAttest(q.attest).clockInfo.resetCount;
+      if (this.#imaBoot !== resetCount) {
+        this.#imaBoot = resetCount;
+        this.#imaNext = 0;
+      }
+      const entries = parseImaBinary(imaList).entries;
+      if (this.#imaNext > entries.length) this.#imaNext = 0;
+      ima = { imaLog: encodeImaBinary(entries.slice(this.#imaNext)), imaStart: this.#imaNext };
+    }
     const evidence: Evidence = {
       version: EVIDENCE_VERSION,
       challengeId: ch.challengeId,
       nodeId,
       boundKey: this.#boundKey.publicSpki,
-      tpm: { attest: q.attest, signature: q.signature, pcrs: q.pcrs, ...(eventLog !== null ? { eventLog } : {}) },
+      tpm: { attest: q.attest, signature: q.signature, pcrs: q.pcrs, ...(eventLog !== null ? { eventLog } : {}), ...(ima ?? {}) },
     };
     return { evidence, missingLogs };
   }
@@ -177,6 +206,11 @@ export class Agent {
     const nodeId = await this.ensureEnrolled();
     const { evidence, missingLogs } = await this.#evidence(nodeId);
     const answer = await this.#opts.verifier.attest(encodeEvidenceCbor(evidence));
+    // Continue the IMA list where the verifier's state now is.
+    const held = answer.ima?.entries ?? answer.appraisal?.claims?.runtime?.entries;
+    const mismatch = answer.failures?.find((f) => f.code === 'IMA_STATE_MISMATCH' && f.field === 'evidence.tpm.imaStart');
+    if (held !== undefined) this.#imaNext = held;
+    else if (mismatch?.expected !== undefined && /^[0-9]+$/.test(mismatch.expected)) this.#imaNext = Number(mismatch.expected);
     return { ...answer, boundKeySpki: this.#boundKey.publicSpki, missingLogs };
   }
 

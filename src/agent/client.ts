@@ -14,6 +14,10 @@ export interface AttestationAnswer {
   readonly artifact?: string;
   readonly ledger: { readonly seq: number; readonly hash: string };
   readonly failures?: readonly Failure[];
+  /** IMA entries of this boot the verifier holds (the next chunk starts there). */
+  readonly ima?: { readonly entries: number };
+  /** The recorded appraisal, on refusals. */
+  readonly appraisal?: { readonly claims?: { readonly runtime?: { readonly entries: number } } };
 }
 
 interface ErrorAnswer {

@@ -18,10 +18,11 @@ import { verifyQuote, type CheckOutcome } from '../tpm/verify/quote.js';
 import type { TpmVerifyKey } from '../tpm/verify/keys.js';
 import { akAlgorithmOf, appraiseAkAlgorithm, appraisePcrs, bankAlgId, policyDigest, policyPcrSelection, type Policy } from '../policy/index.js';
 import { appraiseMeasuredBoot, type BootSummary } from './measured-boot.js';
+import { appraiseRuntime, type RuntimeSummary } from './runtime.js';
 import { AR4SI, type TrustVector } from '../artifact/ear.js';
 import { tpmQualifyingData } from '../evidence/binding.js';
 import { evidenceDigest, type Evidence } from '../evidence/envelope.js';
-import { CHALLENGE_REFUSAL_CODES, type ChallengeRefusal, type QuoteCounters } from '../store/types.js';
+import { CHALLENGE_REFUSAL_CODES, type ChallengeRefusal, type ImaStateRecord, type QuoteCounters } from '../store/types.js';
 
 /** The challenge as the store returned it when the appraisal consumed it. */
 export type ChallengeInput =
@@ -51,6 +52,8 @@ export interface AppraisalInput {
    * (the service caches it per key); computed here when absent. Same answer either way.
    */
   readonly boundKeySupported?: boolean;
+  /** The node's stored IMA state (null: none), for policies with runtime rules. */
+  readonly imaState?: ImaStateRecord | null;
 }
 
 /** True when `spki` is a DER SubjectPublicKeyInfo of a key type an agent may bind (EC, Ed25519, X25519). */
@@ -72,6 +75,8 @@ export interface AppraisalClaims {
   readonly pcrs: Readonly<Record<string, Readonly<Record<string, string>>>>;
   /** What the replayed event log says booted (when the policy has measured-boot rules). */
   readonly boot?: BootSummary;
+  /** What the IMA replay established (when the policy has runtime rules). */
+  readonly runtime?: RuntimeSummary;
 }
 
 /** The outcome. Plain data: it is stored with the decision and can be re-encoded canonically. */
@@ -89,6 +94,11 @@ export interface Appraisal {
   readonly trustVector: TrustVector;
   /** Present only when the quote verified: values the TPM signed, and the counters. */
   readonly claims?: AppraisalClaims;
+  /**
+   * The IMA state to store after this appraisal (runtime rules, entries replayed to the quote).
+   * Not part of the recorded appraisal: the store keeps it, the decision records `claims.runtime`.
+   */
+  readonly imaNext?: ImaStateRecord;
 }
 
 /** Counters that go backwards since the node's last accepted quote. */
@@ -200,6 +210,8 @@ export function appraise(input: AppraisalInput): Appraisal {
   // Policy: only over values the TPM signed (the quoted selection).
   let policyOk = false;
   let boot: BootSummary | undefined;
+  let runtime: RuntimeSummary | undefined;
+  let imaNext: ImaStateRecord | undefined;
   if (policy !== null && quoteOk && node !== null && challenge.ok) {
     const quotedValues = new Map<number, Map<number, Uint8Array>>();
     for (const bank of challenge.selection) {
@@ -212,6 +224,15 @@ export function appraise(input: AppraisalInput): Appraisal {
     }
     const pf = [...appraiseAkAlgorithm(policy, akAlgorithmOf(node.ak.public)), ...appraisePcrs(policy, quotedValues)];
     policyOk = record('policy', pf.map((f) => failure(f.code, f)));
+    if (policy.runtime !== undefined && claims !== undefined) {
+      const banks = policy.tpm.banks.map(bankAlgId);
+      const rt = appraiseRuntime(policy.runtime, evidence, quotedValues, banks, claims.counters.resetCount, input.imaState ?? null);
+      policyOk = record('runtime', rt.failures) && policyOk;
+      runtime = rt.summary;
+      imaNext = rt.next;
+    } else {
+      skip('runtime', 'the policy has no runtime rules');
+    }
     if (policy.measuredBoot !== undefined) {
       const banks = policy.tpm.banks.map(bankAlgId);
       const mb = appraiseMeasuredBoot(policy.measuredBoot, evidence.tpm.eventLog, quotedValues, banks);
@@ -224,6 +245,7 @@ export function appraise(input: AppraisalInput): Appraisal {
     skip('policy', 'the quote did not verify, or no policy is assigned');
   }
   if (claims !== undefined && boot !== undefined) claims = { ...claims, boot };
+  if (claims !== undefined && runtime !== undefined) claims = { ...claims, runtime };
 
   const ok = failures.length === 0 && freshOk && quoteOk && countersOk && policyOk;
   const trustVector: TrustVector = {
@@ -244,12 +266,14 @@ export function appraise(input: AppraisalInput): Appraisal {
     failures,
     trustVector,
     ...(claims !== undefined ? { claims } : {}),
+    ...(imaNext !== undefined ? { imaNext } : {}),
   };
 }
 
 /** The canonical CBOR bytes of an appraisal (for determinism checks and the ledger). */
 export function encodeAppraisal(a: Appraisal): Uint8Array {
-  return encodeCanonical(JSON.parse(JSON.stringify(a)) as unknown);
+  const { imaNext: _state, ...recorded } = a;
+  return encodeCanonical(JSON.parse(JSON.stringify(recorded)) as unknown);
 }
 
 /** The PCR selection a challenge asks for under `policy` (every bank and PCR it relies on). */

@@ -14,6 +14,7 @@ export interface AgentOptions {
   once?: boolean;
   json?: boolean;
   eventlog: string | false;
+  imaLog: string | false;
 }
 
 function report(o: AttestOutcome | Error, io: CliIo, json: boolean): void {
@@ -38,7 +39,7 @@ export async function agentCommand(o: AgentOptions, io: CliIo): Promise<number> 
   const { Agent } = await import('../agent/agent.js');
   const tpm = TpmCollector.open(o.tcti);
   try {
-    const agent = new Agent({ verifier: new VerifierClient(o.verifier), tpm, stateDir: o.stateDir, group: o.group, eventLogPath: o.eventlog === false ? null : o.eventlog });
+    const agent = new Agent({ verifier: new VerifierClient(o.verifier), tpm, stateDir: o.stateDir, group: o.group, eventLogPath: o.eventlog === false ? null : o.eventlog, imaLogPath: o.imaLog === false ? null : o.imaLog });
     if (o.once === true) {
       const outcome = await agent.attestOnce();
       report(outcome, io, o.json === true);

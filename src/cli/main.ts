@@ -93,6 +93,8 @@ export async function run(argv: readonly string[], io: CliIo): Promise<number> {
       .option('--interval <seconds>', 'attestation period', '60')
       .option('--eventlog <path>', 'UEFI event log to send', '/sys/kernel/security/tpm0/binary_bios_measurements')
       .option('--no-eventlog', 'send no event log')
+      .option('--ima-log <path>', 'IMA binary measurement list to send (new entries only)', '/sys/kernel/security/ima/binary_runtime_measurements')
+      .option('--no-ima-log', 'send no IMA list')
       .option('--json', 'print outcomes as JSON lines');
   agentOpts(agent.command('start').description('enroll once, then attest on an interval')).action(async (opts: AgentOptions) => {
     status = await agentCommand(opts, io);

@@ -96,6 +96,8 @@ export const ERRORS = {
   POLICY_KERNEL: spec('policy-failed', 403, 'the kernel is not one the policy allows'),
   POLICY_KERNEL_CMDLINE: spec('policy-failed', 403, 'the kernel command line is not allowed by the policy'),
   POLICY_SCRTM_VERSION: spec('policy-failed', 403, 'the S-CRTM version is not one the policy allows'),
+  POLICY_IMA_LOG_MISSING: spec('policy-failed', 403, 'the policy has runtime rules and the evidence carries no IMA measurement list'),
+  IMA_PRIOR_VIOLATION: spec('policy-failed', 403, 'runtime-policy violations were recorded earlier in this boot; the node stays refused until it reboots'),
   ARTIFACT_SIGNATURE_INVALID: spec('verification-failed', 401, 'the artifact signature does not verify with a key of the JWKS'),
   ARTIFACT_ALGORITHM_NOT_ALLOWED: spec('verification-failed', 401, 'the artifact is signed with an algorithm outside the allowlist'),
   ARTIFACT_EXPIRED: spec('verification-failed', 401, 'the artifact has expired'),

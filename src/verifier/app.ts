@@ -81,7 +81,15 @@ export async function buildApp(service: VerifierService, opts: AppOptions = {}):
     else throw new ParseError('REQUEST_UNSUPPORTED_MEDIA_TYPE', 'evidence must be application/cbor or application/json');
     const result = await service.attest(evidence);
     if (result.decision === 'affirming') {
-      return reply.status(200).send({ decision: result.decision, nodeId: result.nodeId, artifact: result.artifact, ledger: result.ledger });
+      const ima = result.appraisal.claims?.runtime;
+      return reply.status(200).send({
+        decision: result.decision,
+        nodeId: result.nodeId,
+        artifact: result.artifact,
+        ledger: result.ledger,
+        // Where the agent's next IMA chunk starts.
+        ...(ima !== undefined ? { ima: { entries: ima.entries } } : {}),
+      });
     }
     // A refusal answers like any other error: the first failure's registry code and HTTP status
     // (every failure is listed in `failures`).

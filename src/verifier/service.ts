@@ -309,7 +309,11 @@ export class VerifierService {
     // Read the challenge and the node; the challenge is consumed, and the counters moved, in the
     // transaction that records the decision (Store.commitAttestation), so a concurrent replay
     // loses there even when both submissions appraised clean.
-    const [challenge, node] = await Promise.all([store.getChallenge(evidence.challengeId), store.getNode(evidence.nodeId)]);
+    const [challenge, node, imaState] = await Promise.all([
+      store.getChallenge(evidence.challengeId),
+      store.getNode(evidence.nodeId),
+      store.getImaState(evidence.nodeId),
+    ]);
     const policy = node === null ? null : (this.settings.groups.get(node.group) ?? null);
 
     const fresh = challengeInput(challenge, evidence.nodeId, now);
@@ -322,6 +326,7 @@ export class VerifierService {
         policy,
         now,
         boundKeySupported: this.#boundKey(evidence.boundKey) !== null,
+        imaState,
       });
     } catch (cause) {
       // An exception inside appraisal is never an allow: record it and answer 5xx.
@@ -340,11 +345,17 @@ export class VerifierService {
       counters: wantsCounters
         ? { expected: node.counters, next: { resetCount: claims.counters.resetCount, restartCount: claims.counters.restartCount, clock: BigInt(claims.counters.clock) } }
         : null,
+      // The IMA state advances whenever the entries replayed to the quote, refusals included:
+      // a violation stays on record for the rest of the boot.
+      ima: appraisal.imaNext === undefined ? null : { expected: imaState, next: appraisal.imaNext },
       decide: (outcome) => {
         const extra: Failure[] = [];
         // The challenge was fresh when read but another submission consumed it first: a replay.
         if (outcome.challenge !== 'ok' && fresh.ok) {
           extra.push(failure(CHALLENGE_REFUSAL_CODES[outcome.challenge], { field: 'evidence.challenge', actual: evidence.challengeId }));
+        }
+        if (outcome.ima === 'stale') {
+          extra.push(failure('IMA_STATE_MISMATCH', { field: 'ima', message: 'another attestation of this node advanced the IMA state concurrently' }));
         }
         if (outcome.counters === 'stale') {
           extra.push(failure('TPM_COUNTER_ROLLBACK', { field: 'TPMS_ATTEST.clockInfo', message: 'another quote of this node was accepted concurrently' }));

@@ -67,7 +67,7 @@ describe('measured boot on swtpm: replay, claims, policy', () => {
   async function attest(): ReturnType<Agent['attestOnce']> {
     const c = TpmCollector.open(tpm.tcti);
     try {
-      return await new Agent({ verifier: new VerifierClient(verifier.url), tpm: c, stateDir: join(dir, 'agent'), group: 'default', eventLogPath: logPath }).attestOnce();
+      return await new Agent({ verifier: new VerifierClient(verifier.url), tpm: c, stateDir: join(dir, 'agent'), group: 'default', eventLogPath: logPath, imaLogPath: null }).attestOnce();
     } finally {
       c.close();
     }
