@@ -12,39 +12,10 @@ import { parseEventLog } from '../src/eventlog/abi.js';
 import { replayEventLog } from '../src/eventlog/replay.js';
 import { EV } from '../src/eventlog/constants.js';
 import { hashById } from '../src/tpm/abi/constants.js';
+import { compareRates } from './measure.js';
 
 const EVENTLOGS = resolve(dirname(fileURLToPath(import.meta.url)), '../../shared/fixtures/real/tpm/eventlogs');
 
-/** Operations per second of `fn`, run for about `ms` milliseconds. */
-function rate(ms: number, fn: () => void): number {
-  let n = 0;
-  const start = process.hrtime.bigint();
-  const end = start + BigInt(ms) * 1_000_000n;
-  let now = start;
-  while (now < end) {
-    for (let k = 0; k < 10; k++) fn();
-    n += 10;
-    now = process.hrtime.bigint();
-  }
-  return n / (Number(now - start) / 1e9);
-}
-
-const median = (xs: number[]): number => [...xs].sort((a, b) => a - b)[Math.floor(xs.length / 2)] as number;
-
-/** Median rates of `a` and `b` over alternating rounds. */
-function compareRates(rounds: number, ms: number, a: () => void, b: () => void): { a: number; b: number } {
-  for (let i = 0; i < 200; i++) {
-    a();
-    b();
-  }
-  const ra: number[] = [];
-  const rb: number[] = [];
-  for (let r = 0; r < rounds; r++) {
-    ra.push(rate(ms, a));
-    rb.push(rate(ms, b));
-  }
-  return { a: median(ra), b: median(rb) };
-}
 
 /** Runs the benchmark and writes its lines with `out`. */
 export async function eventlogBench(out: (s: string) => void): Promise<void> {

@@ -19,11 +19,11 @@ import { fileURLToPath } from 'node:url';
 import { TPM_ALG } from '../src/tpm/abi/constants.js';
 import { encodeImaBinary, encodeTemplateData, type ImaEntryBytes } from '../src/eventlog/ima/abi.js';
 import { extendIma, extendImaToQuote, initialImaState, parseImaBinary, replayIma, type ImaState } from '../src/eventlog/ima/index.js';
+import { median } from './measure.js';
 
 const ENTRIES = 100_000;
 const fmt = (x: number): string => Math.round(x).toLocaleString('en-US');
 const pct = (x: number): string => `${(x * 100).toFixed(1)} %`;
-const median = (xs: number[]): number => [...xs].sort((a, b) => a - b)[Math.floor(xs.length / 2)] as number;
 
 /** A list of `n` ima-ng entries as a kernel writes them, SHA-256 template hashes, starting at `first`. */
 function generate(n: number, first = 0): { bytes: Uint8Array; data: Uint8Array[] } {

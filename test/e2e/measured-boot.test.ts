@@ -3,11 +3,12 @@
  * the agent sends it with the quote, the verifier replays it and appraises what booted.
  */
 import { createHash } from 'node:crypto';
-import { copyFileSync, mkdirSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { startServer, type RunningVerifier } from '../../src/verifier/server.js';
+import type { RunningVerifier } from '../../src/verifier/server.js';
+import { startTestVerifier } from '../helpers/verifier-process.js';
 import { Agent } from '../../src/agent/agent.js';
 import { TpmCollector } from '../../src/agent/tpm.js';
 import { VerifierClient } from '../../src/agent/client.js';
@@ -77,23 +78,7 @@ describe('measured boot on swtpm: replay, claims, policy', () => {
     tpm = await startTestSwtpm();
     dir = mkdtempSync(join(tmpdir(), 'vouch-mb-'));
     logPath = join(dir, 'binary_bios_measurements');
-    const trust = join(dir, 'ca');
-    mkdirSync(trust);
-    copyFileSync(tpm.rootCaPem, join(trust, 'root.pem'));
-    copyFileSync(tpm.issuerCertPem, join(trust, 'issuer.pem'));
-    writeFileSync(join(dir, 'policy.yaml'), policyYaml());
-    verifier = await startServer({
-      dataDir: join(dir, 'verifier'),
-      host: '127.0.0.1',
-      port: 0,
-      verifierId: 'mb',
-      tpmCaDirs: [trust],
-      policies: new Map([['default', join(dir, 'policy.yaml')]]),
-      requireEkCertificate: true,
-      challengeTtlSeconds: 60,
-      rateLimitPerMinute: 1000,
-      logLevel: 'silent',
-    });
+    verifier = await startTestVerifier(tpm, dir, { yaml: policyYaml() }, 'mb');
   });
 
   afterAll(async () => {

@@ -4,13 +4,14 @@
  * process) and once as real processes (the vouch CLI for the verifier and the agent).
  */
 import { spawn, type ChildProcess } from 'node:child_process';
-import { copyFileSync, mkdirSync, mkdtempSync, rmSync } from 'node:fs';
+import { mkdtempSync, rmSync } from 'node:fs';
 import { createHash } from 'node:crypto';
 import { tmpdir } from 'node:os';
 import { dirname, join, resolve } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { startServer, type RunningVerifier } from '../../src/verifier/server.js';
+import type { RunningVerifier } from '../../src/verifier/server.js';
+import { startTestVerifier, trustDirFor } from '../helpers/verifier-process.js';
 import { Agent } from '../../src/agent/agent.js';
 import { TpmCollector } from '../../src/agent/tpm.js';
 import { VerifierClient } from '../../src/agent/client.js';
@@ -23,14 +24,6 @@ const root = resolve(dirname(fileURLToPath(import.meta.url)), '../..');
 const policyFile = join(root, 'policies', 'demo.yaml');
 const change = new Uint8Array(createHash('sha256').update('unapproved component').digest());
 
-function trustDirFor(tpm: TestSwtpm, dir: string): string {
-  const d = join(dir, 'tpm-ca');
-  mkdirSync(d);
-  copyFileSync(tpm.rootCaPem, join(d, 'root.pem'));
-  copyFileSync(tpm.issuerCertPem, join(d, 'issuer.pem'));
-  return d;
-}
-
 describe('in-process: agent and verifier on loopback, swtpm', () => {
   let tpm: TestSwtpm;
   let verifier: RunningVerifier;
@@ -39,18 +32,7 @@ describe('in-process: agent and verifier on loopback, swtpm', () => {
   beforeAll(async () => {
     tpm = await startTestSwtpm();
     dir = mkdtempSync(join(tmpdir(), 'vouch-e2e-'));
-    verifier = await startServer({
-      dataDir: join(dir, 'verifier'),
-      host: '127.0.0.1',
-      port: 0,
-      verifierId: 'e2e',
-      tpmCaDirs: [trustDirFor(tpm, dir)],
-      policies: new Map([['default', policyFile]]),
-      requireEkCertificate: true,
-      challengeTtlSeconds: 60,
-      rateLimitPerMinute: 1000,
-      logLevel: 'silent',
-    });
+    verifier = await startTestVerifier(tpm, dir, { file: policyFile }, 'e2e');
   });
 
   afterAll(async () => {

@@ -4,11 +4,12 @@
  * stored PCR 10 and appraises them; a violation stays on record until the TPM reboots.
  */
 import { createHash } from 'node:crypto';
-import { copyFileSync, mkdirSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { startServer, type RunningVerifier } from '../../src/verifier/server.js';
+import type { RunningVerifier } from '../../src/verifier/server.js';
+import { startTestVerifier } from '../helpers/verifier-process.js';
 import { Agent, type AttestOutcome } from '../../src/agent/agent.js';
 import { TpmCollector } from '../../src/agent/tpm.js';
 import { VerifierClient } from '../../src/agent/client.js';
@@ -93,23 +94,7 @@ describe('runtime integrity (IMA) on swtpm', () => {
     tpm = await startTestSwtpm();
     dir = mkdtempSync(join(tmpdir(), 'vouch-ima-'));
     imaPath = join(dir, 'binary_runtime_measurements');
-    const trust = join(dir, 'ca');
-    mkdirSync(trust);
-    copyFileSync(tpm.rootCaPem, join(trust, 'root.pem'));
-    copyFileSync(tpm.issuerCertPem, join(trust, 'issuer.pem'));
-    writeFileSync(join(dir, 'policy.yaml'), policy);
-    verifier = await startServer({
-      dataDir: join(dir, 'verifier'),
-      host: '127.0.0.1',
-      port: 0,
-      verifierId: 'ima',
-      tpmCaDirs: [trust],
-      policies: new Map([['default', join(dir, 'policy.yaml')]]),
-      requireEkCertificate: true,
-      challengeTtlSeconds: 60,
-      rateLimitPerMinute: 1000,
-      logLevel: 'silent',
-    });
+    verifier = await startTestVerifier(tpm, dir, { yaml: policy }, 'ima');
     // One agent process across attestations: it remembers where the verifier's IMA state is.
     const tpmProxy = {
       get identity() {
