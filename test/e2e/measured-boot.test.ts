@@ -15,7 +15,7 @@ import { VerifierClient } from '../../src/agent/client.js';
 import { decodeLedgerEntry } from '../../src/ledger/index.js';
 import { TPM_ALG } from '../../src/tpm/abi/constants.js';
 import { Tpm } from '../../native/index.js';
-import { measureBoot, typicalBoot } from '../helpers/firmware-log.js';
+import { encodeEventLog, measureBoot, typicalBoot } from '../helpers/firmware-log.js';
 import { startTestSwtpm, type TestSwtpm } from '../helpers/swtpm.js';
 
 const BANKS = [TPM_ALG.SHA1, TPM_ALG.SHA256];
@@ -112,6 +112,20 @@ describe('measured boot on swtpm: replay, claims, policy', () => {
     expect(f!.field).toContain('8');
     expect(f!.expected).toMatch(/^[0-9a-f]{64}$/);
     expect(f!.actual).toMatch(/^[0-9a-f]{64}$/);
+  });
+
+  it('a changed event (the logged command line is not what was measured) is refused with the event shown', async () => {
+    await tpm.restart();
+    boot('root=/dev/sda1 ro quiet');
+    // Rewrite the log as if another command line had booted: its digests are consistent with its
+    // data, but not with what the TPM measured.
+    writeFileSync(logPath, encodeEventLog(typicalBoot({ secureBoot: true, cmdline: 'root=/dev/sda1 ro quiet nokaslr', bootloader }), BANKS));
+    const out = await attest();
+    expect(out.decision).toBe('contraindicated');
+    // The failure carries the PCR and its last events, as the verifier answered them.
+    const f = (out.failures ?? []).find((x) => x.code === 'EVENTLOG_REPLAY_MISMATCH') as { pcr?: number; lastEvents?: unknown[] } | undefined;
+    expect(f?.pcr).toBe(8);
+    expect(JSON.stringify(f?.lastEvents)).toContain('nokaslr');
   });
 
   it('after a reboot into a forbidden command line the refusal names the rule and the value', async () => {
