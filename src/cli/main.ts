@@ -14,6 +14,7 @@ import { agentCommand, type AgentOptions } from './agent.js';
 import { artifactVerifyCommand, type ArtifactVerifyOptions } from './artifact.js';
 import { eventlogReplayCommand, eventlogShowCommand } from './eventlog.js';
 import { imaReplayCommand, imaShowCommand } from './ima.js';
+import { policyLearnCommand, type PolicyLearnOptions } from './policy-learn.js';
 
 const collect = (v: string, prev: string[]): string[] => [...prev, v];
 
@@ -136,6 +137,26 @@ export async function run(argv: readonly string[], io: CliIo): Promise<number> {
     .option('--json', 'print PCR 10 per bank as JSON')
     .action(async (file: string, opts: { json?: boolean }) => {
       status = await imaReplayCommand(file, opts, io);
+    });
+
+  const policy = program.command('policy').description('attestation policies');
+  policy
+    .command('learn')
+    .description('learn a reference policy from the verified evidence of a known-good host (review it before use)')
+    .requiredOption('--id <id>', 'policy id')
+    .requiredOption('--ak <file>', 'AK: TPM2B_PUBLIC or TPMT_PUBLIC')
+    .requiredOption('--message <file>', 'the quoted TPMS_ATTEST')
+    .requiredOption('--signature <file>', 'the TPMT_SIGNATURE')
+    .requiredOption('--pcrs <file>', 'PCR values (tpm2_quote -o, or JSON)')
+    .option('--pcrs-format <format>', 'auto | serialized | values | json', 'auto')
+    .option('--nonce <hex>', 'the qualifying data the quote must carry')
+    .option('--eventlog <file>', 'the UEFI event log of the same boot')
+    .option('--ima <file>', 'the IMA measurement list of the same boot')
+    .option('--bank <name>', 'bank to use (repeatable; default: the quote\'s banks)', collect, [])
+    .option('--quirk <name>', 'firmware quirk to allow (repeatable): ebs-missing', collect, [])
+    .option('--output <file>', 'write the policy here (never overwrites)')
+    .action(async (opts: PolicyLearnOptions) => {
+      status = await policyLearnCommand(opts, io);
     });
 
   const artifact = program.command('artifact').description('authorization artifacts');

@@ -141,13 +141,15 @@ export function learnPolicy(input: LearnInput): LearnedPolicy | LearnRefusal {
   // 1. The quote.
   const q = verifyQuote({ ak: input.ak, attest: input.attest, signature: input.signature, expectedExtraData: input.nonce, pcrs: input.pcrs });
   const unrun = q.checks.filter((c) => (REQUIRED_CHECKS as readonly string[]).includes(c.check) && c.outcome !== 'pass');
-  if (!q.ok || unrun.length > 0 || q.attest === undefined || q.attest.attested.type !== TPM_ST_ATTEST.QUOTE) {
+  if (!q.ok || unrun.length > 0 || q.attest === undefined) {
     const failures = [...q.failures];
     if (failures.length === 0) for (const c of unrun) failures.push(failure('TPM_QUOTE_SIGNATURE_INVALID', { field: c.check, message: `quote check ${c.check} did not run${c.note !== undefined ? `: ${c.note}` : ''}` }));
     return { ok: false, failures, notes: ['the quote does not verify: a reference policy is learned only from verified evidence'] };
   }
   const attest = q.attest;
-  const selection = attest.attested.quote.pcrSelect;
+  const attested = attest.attested;
+  if (attested.type !== TPM_ST_ATTEST.QUOTE) return { ok: false, failures: [failure('TPM_QUOTE_NOT_QUOTE', { field: 'TPMS_ATTEST.type' })], notes: [] };
+  const selection = attested.quote.pcrSelect;
   if (input.nonce === undefined) notes.push('no nonce was given: the freshness of the quote was not checked; learn only from evidence you collected from the host yourself');
 
   const banks = chooseBanks(selection, input.banks);
@@ -192,8 +194,10 @@ export function learnPolicy(input: LearnInput): LearnedPolicy | LearnRefusal {
     }
     pcrs[b.name] = m;
   }
-  const pinned = (quotedPcrs[banks[0]!.name] ?? []).filter((p) => !byRules.has(p));
-  if (pinned.length > 0) notes.push(`PCRs ${pinned.join(', ')} are pinned to their quoted values (${banks.map((b) => b.name).join(', ')}): check that each is stable across reboots of this host class, or set it to any`);
+  for (const b of banks) {
+    const pinned = (quotedPcrs[b.name] ?? []).filter((p) => !byRules.has(p));
+    if (pinned.length > 0) notes.push(`${b.name} PCRs ${pinned.join(', ')} are pinned to their quoted values: check that each is stable across reboots of this host class, or set it to any`);
+  }
 
   const policy: PolicyDocument = {
     apiVersion: POLICY_API_VERSION,
@@ -305,7 +309,7 @@ function learnMeasuredBoot(
   const quirksApplied = [...v.quirksApplied];
   if (quirksApplied.length > 0) notes.push(`the replay needed the firmware quirk(s) ${quirksApplied.join(', ')}; measuredBoot.quirks allows them for every node under this policy`);
 
-  const c = bootClaims(v.verified);
+  const c = bootClaims(v);
   const rules = rulesFromClaims(c, proven, quirksApplied, notes);
   const unconstrained = proven.filter((p) => RULE_PCRS[p] === undefined);
   notes.push(`PCRs ${proven.join(', ')} are proven by the event log and set to any in tpm.pcrs; the measured-boot rules constrain PCRs ${proven.filter((p) => RULE_PCRS[p] !== undefined).join(', ') || '(none)'}`);
@@ -338,7 +342,11 @@ function rulesFromClaims(c: BootClaims, pcrs: readonly number[], quirks: readonl
     // The appraisal counts distinct hashes, so the minimum is the distinct count.
     const n = new Set(c.dbx.sha256Hashes).size;
     dbx = { minHashes: n };
-    notes.push(`dbx: at least ${n} revoked image hash(es), as seen; raise it as dbx updates roll out`);
+    notes.push(
+      n === 0
+        ? 'dbx: minHashes 0, the dbx seen revokes no image hash: this host accepts boot loaders that others have revoked; apply the dbx updates and learn again'
+        : `dbx: at least ${n} revoked image hash(es), as seen; raise it as dbx updates roll out`,
+    );
   } else notes.push('dbx: any, the log carries no dbx variable in a proven PCR 7');
 
   let bootLoaders: MeasuredBootPolicy['bootLoaders'] = 'any';
@@ -466,7 +474,6 @@ function entryName(e: ImaEntry): string {
 
 /** A comment line: no line breaks, no control characters. */
 function commentLine(s: string): string {
-  // eslint-disable-next-line no-control-regex
   return s.replace(/[\u0000-\u001f\u007f]/g, ' ');
 }
 
