@@ -11,6 +11,8 @@
  * 3. HTTP end to end (issue #3): autocannon on loopback posting CBOR evidence to
  *    /v1/attestations; throughput and p50/p99 latency.
  * Targets (goals, printed next to the figures): ratios ≥ 60 %, HTTP ≥ 3,000/s with p99 < 20 ms.
+ * Knobs: BENCH_ONLY (parts), BENCH_IN_FLIGHT (part 2), BENCH_HTTP_CONNECTIONS and BENCH_HTTP_REQUESTS
+ * (part 3), BENCH_PROF_DIR (a CPU profile of the HTTP server under load).
  */
 import { constants as C, createHash, generateKeyPairSync, randomBytes, verify as cryptoVerify } from 'node:crypto';
 import { spawn } from 'node:child_process';
@@ -151,7 +153,7 @@ async function appraisalBench(work: string): Promise<void> {
     const evidence: Evidence[] = [];
     for (let i = 0; i < count; i++) evidence.push(await evidenceFor(f, i));
     // 16 submissions in flight, as a server sees them: the ledger commits them in groups.
-    const concurrency = 16;
+    const concurrency = Number(process.env['BENCH_IN_FLIGHT'] ?? '16');
     let next = 0;
     const t0 = process.hrtime.bigint();
     await Promise.all(
