@@ -15,6 +15,7 @@ import { artifactVerifyCommand, type ArtifactVerifyOptions } from './artifact.js
 import { eventlogReplayCommand, eventlogShowCommand } from './eventlog.js';
 import { imaReplayCommand, imaShowCommand } from './ima.js';
 import { policyLearnCommand, type PolicyLearnOptions } from './policy-learn.js';
+import { snpShowCommand, verifySnpCommand } from './snp.js';
 
 const collect = (v: string, prev: string[]): string[] => [...prev, v];
 
@@ -55,6 +56,28 @@ export async function run(argv: readonly string[], io: CliIo): Promise<number> {
     .option('--json', 'print the result as JSON')
     .action(async (opts: VerifyTpmQuoteOptions) => {
       status = await verifyTpmQuoteCommand(opts, io);
+    });
+
+  verify
+    .command('snp')
+    .description('verify the authenticity of an AMD SEV-SNP attestation report (signature, chain, CRL, TCB)')
+    .requiredOption('--report <file>', 'the 1184-byte report, raw or hex')
+    .requiredOption('--certs <path>', 'VCEK/VLEK, ASK/ASVK, ARK and CRL files or folders (repeatable)', collect, [])
+    .option('--at <time>', 'verification time (ISO 8601; default now)')
+    .option('--allow-masked-chip-id', 'accept a report whose CHIP_ID is masked (recorded)')
+    .option('--allow-missing-crl', 'accept a chain without a CRL (recorded)')
+    .option('--json', 'print the result as JSON')
+    .action(async (opts: { report: string; certs: string[]; at?: string; allowMaskedChipId?: boolean; allowMissingCrl?: boolean; json?: boolean }) => {
+      status = await verifySnpCommand(opts, io);
+    });
+
+  const snp = program.command('snp').description('AMD SEV-SNP reports, offline');
+  snp
+    .command('show <report>')
+    .description('decode every field of a report')
+    .option('--json', 'print as JSON')
+    .action(async (file: string, opts: { json?: boolean }) => {
+      status = await snpShowCommand(file, opts, io);
     });
 
   const tpm = program.command('tpm').description('talk to a TPM');

@@ -154,6 +154,27 @@ export const ERRORS = {
   EVENTLOG_PCR_NOT_COVERED: spec('verification-failed', 422, 'a PCR or bank relied on is not extended by any event of the log, or an event lacks its digest for the bank'),
   EVENTLOG_NOT_REPLAYED: spec('misuse', 400, 'boot claims were asked of an event log whose replay did not match a quote'),
 
+  // --- SEV-SNP (src/snp) -------------------------------------------------------------------
+  SNP_CERT_MALFORMED: spec('malformed', 400, 'an AMD VCEK, VLEK, ASK, ASVK or ARK certificate or CRL does not parse, or lacks a required AMD extension'),
+  SNP_SIGNATURE_ALGO_UNSUPPORTED: spec('verification-failed', 422, 'the report field SIGNATURE_ALGO is not ECDSA P-384 with SHA-384'),
+  SNP_SIGNATURE_INVALID: spec('verification-failed', 422, 'the report signature does not verify with the VCEK or VLEK'),
+  SNP_SIGNING_KEY_MISMATCH: spec('verification-failed', 422, 'the report field SIGNING_KEY names another key type than the certificate supplied (VCEK or VLEK)'),
+  SNP_CHAIN_SIGNATURE_INVALID: spec('verification-failed', 422, 'a certificate of the AMD chain is not signed by its issuer (RSA-PSS SHA-384)'),
+  SNP_CHAIN_EXPIRED: spec('verification-failed', 422, 'a certificate of the AMD chain is outside its validity period at the verification time'),
+  SNP_CHAIN_ISSUER_MISMATCH: spec('verification-failed', 422, 'a certificate of the AMD chain does not name the next one as its issuer, or plays the wrong role'),
+  SNP_ARK_NOT_PINNED: spec('verification-failed', 422, 'the ARK is not one of the pinned AMD root keys (SHA-256 fingerprint)'),
+  SNP_VCEK_HWID_MISMATCH: spec('verification-failed', 422, "the VCEK's hwID extension is not the report field CHIP_ID"),
+  SNP_CHIP_ID_MASKED: spec('verification-failed', 422, 'the report field CHIP_ID is masked (all zero) and masked chip ids are not allowed'),
+  SNP_VCEK_TCB_MISMATCH: spec('verification-failed', 422, "a TCB component of the VCEK's extensions is not the one in the report field REPORTED_TCB"),
+  SNP_VCEK_PRODUCT_MISMATCH: spec('verification-failed', 422, "the VCEK's product name is not the ARK's product, or not the report's CPUID product"),
+  SNP_CRL_MISSING: spec('verification-failed', 422, 'no AMD CRL was supplied to check revocation, and a missing CRL was not allowed'),
+  SNP_CRL_INVALID: spec('verification-failed', 422, 'the AMD CRL is not signed by the ARK, or is outside its validity period'),
+  SNP_REVOKED: spec('verification-failed', 422, 'the ASK or ASVK is revoked by the AMD CRL'),
+  SNP_KDS_RATE_LIMITED: spec('unavailable', 503, 'AMD KDS answered 429: no request is made before its Retry-After time'),
+  SNP_KDS_UNAVAILABLE: spec('unavailable', 503, 'AMD KDS could not be reached, answered with an error status, or the collateral is not cached offline'),
+  SNP_KDS_MALFORMED: spec('unavailable', 503, 'collateral from AMD KDS or an offline bundle does not parse as the certificate, chain or CRL it should be'),
+  SNP_COLLATERAL_MISLABELLED: spec('malformed', 400, 'a VCEK, certificate chain or CRL does not match the product, chip id or TCB it was requested or labelled for'),
+
   // --- unavailable: TPM and TSS (native/, swtpm/) --------------------------------------------
   TSS_LIBRARY_UNAVAILABLE: spec('unavailable', 503, 'the tpm2-tss libraries could not be loaded'),
   TSS_TCTI_FAILED: spec('unavailable', 503, 'the TPM could not be reached through the configured TCTI'),
