@@ -38,6 +38,7 @@ import { fromBase64Url } from '../src/lib/bytes.js';
 import { syntheticAk, syntheticQuote, type SyntheticAk } from '../test/helpers/synthetic.js';
 import { eventlogBench } from './eventlog.js';
 import { imaBench } from './ima.js';
+import { snpBench } from './snp.js';
 import { tpmName } from '../src/tpm/name.js';
 import { compareRates } from './measure.js';
 
@@ -319,12 +320,13 @@ async function main(): Promise<void> {
   try {
     out(`vouch benchmarks — node ${process.version}, ${new Date().toISOString()}`);
     // BENCH_ONLY=1,3 runs a subset (for profiling one part).
-    const only = (process.env['BENCH_ONLY'] ?? '1,2,3,4,5').split(',');
+    const only = (process.env['BENCH_ONLY'] ?? '1,2,3,4,5,6').split(',');
     if (only.includes('1')) await quoteBench(work);
     if (only.includes('2')) await appraisalBench(work);
     if (only.includes('inject')) await injectBench(work);
     if (only.includes('4')) await eventlogBench(out);
     if (only.includes('5')) await imaBench(out);
+    if (only.includes('6')) await snpBench(out);
     if (only.includes('3')) await httpBench(work);
   } finally {
     rmSync(work, { recursive: true, force: true });

@@ -45,10 +45,13 @@ export {
 export {
   verifySnpReport,
   compareSnpTcb,
+  SnpVerifyCache,
   type SnpCertInput,
   type SnpVerifyOptions,
   type SnpVerification,
   type SnpAllowance,
 } from './verify.js';
+export { appraiseSnp } from './appraise.js';
+export { SnpPolicySchema, snpVerifyAllowances, type SnpPolicy } from './policy.js';
 /** AMD KDS collateral (VCEK, cert chain, CRL) behind an injected fetcher. */
 export * from './collateral.js';

@@ -9,7 +9,7 @@
  * records each allowance that was used. Nothing here reads the clock or the network.
  */
 import 'reflect-metadata';
-import { constants, verify as cryptoVerify } from 'node:crypto';
+import { constants, createHash, verify as cryptoVerify } from 'node:crypto';
 import { X509Crl } from '@peculiar/x509';
 import { bytesEqual, toHex } from '../lib/bytes.js';
 import { MisuseError, isVouchError } from '../lib/errors.js';
@@ -54,6 +54,58 @@ export interface SnpVerifyOptions {
    * {@link AMD_ARK_FINGERPRINTS}; replace only for test-only roots.
    */
   readonly pinnedArks?: Readonly<Record<string, SnpProduct>>;
+  /**
+   * Results that do not depend on the report or the time, kept across calls by the caller (a
+   * verifier holds one): the chain's RSA-4096 signature checks and the parsed, signature-checked
+   * CRL. Validity periods, revocation and every report check still run on every call.
+   */
+  readonly cache?: SnpVerifyCache;
+}
+
+/** A parsed CRL with the outcome of its signature check. */
+interface CheckedCrl {
+  readonly crl?: X509Crl;
+  readonly sigOk: boolean;
+  readonly parseFailure?: Failure;
+}
+
+/**
+ * Memo of the time-independent parts of SNP verification, keyed by certificate and CRL
+ * fingerprints (SHA-256 of the DER), so a cached entry always describes the exact same bytes.
+ * Bounded: the oldest entries go first.
+ */
+export class SnpVerifyCache {
+  readonly #signatures = new Map<string, string | undefined>();
+  readonly #crls = new Map<string, CheckedCrl>();
+  readonly #max: number;
+
+  constructor(maxEntries = 1024) {
+    this.#max = maxEntries;
+  }
+
+  /** The signature problem of `child` under `issuer` (undefined: it verifies), computed once. */
+  signature(child: EkCertificate, issuer: EkCertificate, compute: () => string | undefined): string | undefined {
+    const key = `${child.fingerprint}:${issuer.fingerprint}`;
+    if (this.#signatures.has(key)) return this.#signatures.get(key);
+    const v = compute();
+    this.#put(this.#signatures, key, v);
+    return v;
+  }
+
+  /** The parsed CRL and its signature check under `ark`, computed once. */
+  crl(crlDer: Uint8Array, ark: EkCertificate, compute: () => CheckedCrl): CheckedCrl {
+    const key = `${createHash('sha256').update(crlDer).digest('hex')}:${ark.fingerprint}`;
+    const hit = this.#crls.get(key);
+    if (hit !== undefined) return hit;
+    const v = compute();
+    this.#put(this.#crls, key, v);
+    return v;
+  }
+
+  #put<V>(m: Map<string, V>, k: string, v: V): void {
+    if (m.size >= this.#max) m.delete(m.keys().next().value as string);
+    m.set(k, v);
+  }
 }
 
 /** An allowance that made a check pass or be skipped instead of failing. */
@@ -158,9 +210,8 @@ interface CrlCheck {
   readonly failures: Failure[];
 }
 
-/** Verifies the CRL with the ARK at `now` and looks up the intermediate's serial. */
-function checkCrl(crlDer: Uint8Array, ark: EkCertificate, intermediate: EkCertificate, now: Date): CrlCheck {
-  const failures: Failure[] = [];
+/** Parses the CRL and checks its signature with the ARK (the time-independent part). */
+function parseAndCheckCrl(crlDer: Uint8Array, ark: EkCertificate): CheckedCrl {
   let crl: X509Crl;
   let tbs: Uint8Array;
   try {
@@ -168,7 +219,7 @@ function checkCrl(crlDer: Uint8Array, ark: EkCertificate, intermediate: EkCertif
     tbs = locateCertificate(crlDer).tbs;
     crl = new X509Crl(crlDer);
   } catch (e) {
-    return { failures: [failure('SNP_CERT_MALFORMED', { field: 'crl', message: `the CRL does not parse: ${e instanceof Error ? e.message : String(e)}` })] };
+    return { sigOk: false, parseFailure: failure('SNP_CERT_MALFORMED', { field: 'crl', message: `the CRL does not parse: ${e instanceof Error ? e.message : String(e)}` }) };
   }
   let sigOk = false;
   if (crl.signatureAlgorithm !== undefined && (crl as unknown as { asn: { signatureAlgorithm: { algorithm: string } } }).asn.signatureAlgorithm.algorithm === PSS_OID) {
@@ -179,6 +230,16 @@ function checkCrl(crlDer: Uint8Array, ark: EkCertificate, intermediate: EkCertif
       sigOk = false;
     }
   }
+  return { crl, sigOk };
+}
+
+/** Verifies the CRL with the ARK at `now` and looks up the intermediate's serial. */
+function checkCrl(crlDer: Uint8Array, ark: EkCertificate, intermediate: EkCertificate, now: Date, cache: SnpVerifyCache | undefined): CrlCheck {
+  const failures: Failure[] = [];
+  const checked = cache === undefined ? parseAndCheckCrl(crlDer, ark) : cache.crl(crlDer, ark, () => parseAndCheckCrl(crlDer, ark));
+  if (checked.parseFailure !== undefined || checked.crl === undefined) return { failures: [checked.parseFailure ?? failure('SNP_CERT_MALFORMED', { field: 'crl' })] };
+  const crl = checked.crl;
+  const sigOk = checked.sigOk;
   if (!sigOk) failures.push(failure('SNP_CRL_INVALID', { field: 'crl.signatureValue', message: 'the CRL is not signed by the ARK with RSASSA-PSS SHA-384' }));
   const t = now.getTime();
   if (t < crl.thisUpdate.getTime() || (crl.nextUpdate !== undefined && t > crl.nextUpdate.getTime())) {
@@ -262,7 +323,7 @@ export function verifySnpReport(report: DecodedSnpReport, opts: SnpVerifyOptions
         chainFailures.push(failure('SNP_CHAIN_ISSUER_MISMATCH', { field: `chain[${i}].tbsCertificate.issuer`, expected: issuer.subject, actual: child.issuer, message: `the ${names[i]} is not issued by "${issuer.subject}"` }));
         continue;
       }
-      const why = certSignatureProblem(child, issuer);
+      const why = opts.cache === undefined ? certSignatureProblem(child, issuer) : opts.cache.signature(child, issuer, () => certSignatureProblem(child, issuer));
       if (why !== undefined) chainFailures.push(failure('SNP_CHAIN_SIGNATURE_INVALID', { field: `chain[${i}].signatureValue`, actual: why, message: `the ${names[i]}: ${why} with the key of "${issuer.subject}"` }));
     }
     for (const [i, c] of [mid.cert, ark.cert].entries()) {
@@ -325,7 +386,7 @@ export function verifySnpReport(report: DecodedSnpReport, opts: SnpVerifyOptions
 
   // 6. Revocation.
   if (opts.crl !== undefined) {
-    if (ark !== undefined && mid !== undefined) run('crl', checkCrl(opts.crl, ark.cert, mid.cert, opts.now).failures);
+    if (ark !== undefined && mid !== undefined) run('crl', checkCrl(opts.crl, ark.cert, mid.cert, opts.now, opts.cache).failures);
     else skip('crl', 'a certificate did not parse');
   } else if (opts.allowMissingCrl === true) {
     allowancesUsed.push('missingCrl');
