@@ -14,7 +14,8 @@ import { MisuseError, UnavailableError, isVouchError } from '../lib/errors.js';
 import { hashByName } from '../tpm/abi/constants.js';
 import { pcrSelection } from '../tpm/abi/pcr.js';
 import { encodeEvidenceCbor, EVIDENCE_VERSION, type Evidence } from '../evidence/envelope.js';
-import { tpmQualifyingData } from '../evidence/binding.js';
+import { teeReportData, tpmQualifyingData } from '../evidence/binding.js';
+import { collectTsmReport, TSM_PROVIDER_SEV_GUEST, type TsmFs } from './tsm.js';
 import { decodeTpmsAttest } from '../tpm/abi/attest.js';
 import { encodeImaBinary, parseImaBinary } from '../eventlog/ima/index.js';
 import { VerifierClient, type AttestationAnswer } from './client.js';
@@ -77,6 +78,11 @@ export interface AgentOptions {
    * entries the verifier does not hold yet are sent.
    */
   readonly imaLogPath?: string | null;
+  /**
+   * Collect a SEV-SNP report through configfs-tsm (inside an SNP guest), REPORT_DATA bound to
+   * the challenge and the agent's key; undefined or null collects none.
+   */
+  readonly snp?: { readonly root?: string; readonly fs?: TsmFs } | null;
 }
 
 /** Where Linux exposes the IMA measurement list. */
@@ -191,12 +197,25 @@ export class Agent {
       if (this.#imaNext > entries.length) this.#imaNext = 0;
       ima = { imaLog: encodeImaBinary(entries.slice(this.#imaNext)), imaStart: this.#imaNext };
     }
+    let snp: Evidence['snp'];
+    if (this.#opts.snp !== undefined && this.#opts.snp !== null) {
+      const r = await collectTsmReport({
+        reportData: teeReportData(nonce, this.#boundKey.publicSpki),
+        ...(this.#opts.snp.root !== undefined ? { root: this.#opts.snp.root } : {}),
+        ...(this.#opts.snp.fs !== undefined ? { fs: this.#opts.snp.fs } : {}),
+      });
+      if (r.provider !== TSM_PROVIDER_SEV_GUEST) {
+        throw new UnavailableError('SNP_TSM_UNAVAILABLE', `configfs-tsm provider is "${r.provider}", not ${TSM_PROVIDER_SEV_GUEST}: this is not an SEV-SNP guest`);
+      }
+      snp = { report: r.report, ...(r.auxblob !== null ? { certTable: r.auxblob } : {}) };
+    }
     const evidence: Evidence = {
       version: EVIDENCE_VERSION,
       challengeId: ch.challengeId,
       nodeId,
       boundKey: this.#boundKey.publicSpki,
       tpm: { attest: q.attest, signature: q.signature, pcrs: q.pcrs, ...(eventLog !== null ? { eventLog } : {}), ...(ima ?? {}) },
+      ...(snp !== undefined ? { snp } : {}),
     };
     return { evidence, missingLogs };
   }

@@ -19,6 +19,7 @@ import type { TpmVerifyKey } from '../tpm/verify/keys.js';
 import { akAlgorithmOf, appraiseAkAlgorithm, appraisePcrs, bankAlgId, policyDigest, policyPcrSelection, type Policy } from '../policy/index.js';
 import { appraiseMeasuredBoot, type BootSummary } from './measured-boot.js';
 import { appraiseRuntime, type RuntimeSummary } from './runtime.js';
+import { appraiseSnpEvidence, type SnpSummary, type SnpTrust } from './snp.js';
 import { AR4SI, type TrustVector } from '../artifact/ear.js';
 import { tpmQualifyingData } from '../evidence/binding.js';
 import { evidenceDigest, type Evidence } from '../evidence/envelope.js';
@@ -54,6 +55,8 @@ export interface AppraisalInput {
   readonly boundKeySupported?: boolean;
   /** The node's stored IMA state (null: none), for policies with runtime rules. */
   readonly imaState?: ImaStateRecord | null;
+  /** Pinned AMD roots, CRLs and the verification cache, for SEV-SNP evidence. */
+  readonly snpTrust?: SnpTrust;
 }
 
 /** True when `spki` is a DER SubjectPublicKeyInfo of a key type an agent may bind (EC, Ed25519, X25519). */
@@ -77,6 +80,8 @@ export interface AppraisalClaims {
   readonly boot?: BootSummary;
   /** What the IMA replay established (when the policy has runtime rules). */
   readonly runtime?: RuntimeSummary;
+  /** The verified SEV-SNP report (when the evidence carries one and the policy has SNP rules). */
+  readonly snp?: SnpSummary;
 }
 
 /** The outcome. Plain data: it is stored with the decision and can be re-encoded canonically. */
@@ -211,6 +216,7 @@ export function appraise(input: AppraisalInput): Appraisal {
   let policyOk = false;
   let boot: BootSummary | undefined;
   let runtime: RuntimeSummary | undefined;
+  let snp: SnpSummary | undefined;
   let imaNext: ImaStateRecord | undefined;
   if (policy !== null && quoteOk && node !== null && challenge.ok) {
     const quotedValues = new Map<number, Map<number, Uint8Array>>();
@@ -233,6 +239,17 @@ export function appraise(input: AppraisalInput): Appraisal {
     } else {
       skip('runtime', 'the policy has no runtime rules');
     }
+    if (evidence.snp !== undefined || policy.snp !== undefined) {
+      if (policy.snp === undefined) policyOk = record('snp', [failure('POLICY_SNP_NOT_CONFIGURED', { field: 'evidence.snp' })]) && policyOk;
+      else if (evidence.snp === undefined) policyOk = record('snp', [failure('POLICY_SNP_EVIDENCE_MISSING', { field: 'evidence.snp' })]) && policyOk;
+      else {
+        const r = appraiseSnpEvidence(policy.snp, evidence.snp, { nonce: challenge.nonce, boundKeySpki: evidence.boundKey }, now, input.snpTrust ?? {});
+        policyOk = record('snp', r.failures) && policyOk;
+        snp = r.summary;
+      }
+    } else {
+      skip('snp', 'no SEV-SNP evidence and no SNP rules');
+    }
     if (policy.measuredBoot !== undefined) {
       const banks = policy.tpm.banks.map(bankAlgId);
       const mb = appraiseMeasuredBoot(policy.measuredBoot, evidence.tpm.eventLog, quotedValues, banks);
@@ -246,6 +263,7 @@ export function appraise(input: AppraisalInput): Appraisal {
   }
   if (claims !== undefined && boot !== undefined) claims = { ...claims, boot };
   if (claims !== undefined && runtime !== undefined) claims = { ...claims, runtime };
+  if (claims !== undefined && snp !== undefined) claims = { ...claims, snp };
 
   const ok = failures.length === 0 && freshOk && quoteOk && countersOk && policyOk;
   const trustVector: TrustVector = {

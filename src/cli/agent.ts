@@ -15,6 +15,7 @@ export interface AgentOptions {
   json?: boolean;
   eventlog: string | false;
   imaLog: string | false;
+  snp?: boolean;
 }
 
 function report(o: AttestOutcome | Error, io: CliIo, json: boolean): void {
@@ -39,7 +40,7 @@ export async function agentCommand(o: AgentOptions, io: CliIo): Promise<number> 
   const { Agent } = await import('../agent/agent.js');
   const tpm = TpmCollector.open(o.tcti);
   try {
-    const agent = new Agent({ verifier: new VerifierClient(o.verifier), tpm, stateDir: o.stateDir, group: o.group, eventLogPath: o.eventlog === false ? null : o.eventlog, imaLogPath: o.imaLog === false ? null : o.imaLog });
+    const agent = new Agent({ verifier: new VerifierClient(o.verifier), tpm, stateDir: o.stateDir, group: o.group, eventLogPath: o.eventlog === false ? null : o.eventlog, imaLogPath: o.imaLog === false ? null : o.imaLog, snp: o.snp === true ? {} : null });
     if (o.once === true) {
       const outcome = await agent.attestOnce();
       report(outcome, io, o.json === true);

@@ -119,6 +119,7 @@ export async function run(argv: readonly string[], io: CliIo): Promise<number> {
       .option('--no-eventlog', 'send no event log')
       .option('--ima-log <path>', 'IMA binary measurement list to send (new entries only)', '/sys/kernel/security/ima/binary_runtime_measurements')
       .option('--no-ima-log', 'send no IMA list')
+      .option('--snp', 'also send a SEV-SNP report from configfs-tsm (inside an SNP guest)')
       .option('--json', 'print outcomes as JSON lines');
   agentOpts(agent.command('start').description('enroll once, then attest on an interval')).action(async (opts: AgentOptions) => {
     status = await agentCommand(opts, io);

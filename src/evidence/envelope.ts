@@ -18,7 +18,11 @@
  *     "imaLog":    bytes   optional: IMA binary measurement-list entries, from entry `imaStart` on
  *     "imaStart":  uint    with imaLog: index of its first entry in the node's list since boot
  *   }
- *   "snp": …, "tdx": …     reserved for SEV-SNP and TDX evidence: refused until supported
+ *   "snp": {                optional, next to the TPM evidence (a confidential VM with a vTPM)
+ *     "report":    bytes   the 1184-byte SEV-SNP attestation report, REPORT_DATA = teeReportData(nonce, key)
+ *     "certTable": bytes   optional: the certificate table of the extended report (VCEK/VLEK, ASK, ARK, CRL)
+ *   }
+ *   "tdx": …               reserved for TDX evidence: refused until supported
  * }
  * ```
  * In JSON, PCR indices are decimal strings and byte strings are unpadded base64url. Any other
@@ -55,10 +59,20 @@ export interface Evidence {
   readonly nodeId: string;
   readonly boundKey: Uint8Array;
   readonly tpm: TpmEvidence;
+  /** SEV-SNP report (and certificate table) from the same attestation. */
+  readonly snp?: SnpEvidence;
 }
 
-const TOP_KEYS = ['v', 'challenge', 'node', 'boundKey', 'tpm'] as const;
-const RESERVED_KINDS = ['snp', 'tdx', 'gpu'] as const;
+/** SEV-SNP evidence of one submission. */
+export interface SnpEvidence {
+  readonly report: Uint8Array;
+  readonly certTable?: Uint8Array;
+}
+
+const TOP_KEYS = ['v', 'challenge', 'node', 'boundKey', 'tpm', 'snp'] as const;
+const REQUIRED_KEYS = ['v', 'challenge', 'node', 'boundKey', 'tpm'] as const;
+const RESERVED_KINDS = ['tdx', 'gpu'] as const;
+const SNP_KEYS = ['report', 'certTable'] as const;
 const TPM_KEYS = ['attest', 'signature', 'pcrs', 'eventLog', 'imaLog', 'imaStart'] as const;
 const ID_RE = /^[A-Za-z0-9._:-]{1,128}$/;
 
@@ -154,7 +168,17 @@ function fromDataModel(doc: unknown, bytes: BytesReader, json: boolean): Evidenc
       actual: String(doc['v']),
     });
   }
-  for (const k of TOP_KEYS) if (!(k in doc)) throw malformed(k, 'is missing');
+  for (const k of REQUIRED_KEYS) if (!(k in doc)) throw malformed(k, 'is missing');
+  let snp: SnpEvidence | undefined;
+  if (doc['snp'] !== undefined) {
+    const sd = doc['snp'];
+    if (!isRecord(sd)) throw malformed('snp', 'must be a map with text keys');
+    checkKeys(sd, SNP_KEYS, 'snp');
+    if (!('report' in sd)) throw malformed('snp.report', 'is missing');
+    const report = bytes(sd['report'], 'snp.report');
+    if (report.length !== 1184) throw malformed('snp.report', `is ${report.length} bytes, an SNP report is 1184`);
+    snp = { report, ...(sd['certTable'] !== undefined ? { certTable: bytes(sd['certTable'], 'snp.certTable') } : {}) };
+  }
   const tpm = doc['tpm'];
   if (!isRecord(tpm)) throw malformed('tpm', 'must be a map with text keys');
   checkKeys(tpm, TPM_KEYS, 'tpm');
@@ -179,6 +203,7 @@ function fromDataModel(doc: unknown, bytes: BytesReader, json: boolean): Evidenc
       ...(tpm['eventLog'] !== undefined ? { eventLog: bytes(tpm['eventLog'], 'tpm.eventLog') } : {}),
       ...(hasIma ? { imaLog: bytes(tpm['imaLog'], 'tpm.imaLog'), imaStart: imaStart as number } : {}),
     },
+    ...(snp !== undefined ? { snp } : {}),
   };
 }
 
@@ -227,13 +252,19 @@ function toDataModel(e: Evidence): Map<string, unknown> {
   if (e.tpm.eventLog !== undefined) tpm.set('eventLog', e.tpm.eventLog);
   if (e.tpm.imaLog !== undefined) tpm.set('imaLog', e.tpm.imaLog);
   if (e.tpm.imaStart !== undefined) tpm.set('imaStart', e.tpm.imaStart);
-  return new Map<string, unknown>([
+  const out = new Map<string, unknown>([
     ['v', e.version],
     ['challenge', e.challengeId],
     ['node', e.nodeId],
     ['boundKey', e.boundKey],
     ['tpm', tpm],
   ]);
+  if (e.snp !== undefined) {
+    const snp = new Map<string, unknown>([['report', e.snp.report]]);
+    if (e.snp.certTable !== undefined) snp.set('certTable', e.snp.certTable);
+    out.set('snp', snp);
+  }
+  return out;
 }
 
 /** The canonical CBOR encoding of an envelope. */
@@ -262,6 +293,9 @@ export function encodeEvidenceJson(e: Evidence): string {
       ...(e.tpm.imaLog !== undefined ? { imaLog: toBase64Url(e.tpm.imaLog) } : {}),
       ...(e.tpm.imaStart !== undefined ? { imaStart: e.tpm.imaStart } : {}),
     },
+    ...(e.snp !== undefined
+      ? { snp: { report: toBase64Url(e.snp.report), ...(e.snp.certTable !== undefined ? { certTable: toBase64Url(e.snp.certTable) } : {}) } }
+      : {}),
   });
 }
 

@@ -98,6 +98,8 @@ export const ERRORS = {
   POLICY_SCRTM_VERSION: spec('policy-failed', 403, 'the S-CRTM version is not one the policy allows'),
   POLICY_IMA_LOG_MISSING: spec('policy-failed', 403, 'the policy has runtime rules and the evidence carries no IMA measurement list'),
   IMA_PRIOR_VIOLATION: spec('policy-failed', 403, 'runtime-policy violations were recorded earlier in this boot; the node stays refused until it reboots'),
+  POLICY_SNP_EVIDENCE_MISSING: spec('policy-failed', 403, 'the policy has SEV-SNP rules and the evidence carries no SNP report'),
+  POLICY_SNP_NOT_CONFIGURED: spec('policy-failed', 403, 'the evidence carries an SNP report and the policy has no SEV-SNP rules to appraise it'),
   ARTIFACT_SIGNATURE_INVALID: spec('verification-failed', 401, 'the artifact signature does not verify with a key of the JWKS'),
   ARTIFACT_ALGORITHM_NOT_ALLOWED: spec('verification-failed', 401, 'the artifact is signed with an algorithm outside the allowlist'),
   ARTIFACT_EXPIRED: spec('verification-failed', 401, 'the artifact has expired'),

@@ -268,12 +268,24 @@ function normalise(doc: PolicyDocument): Policy {
     tpm: { banks, pcrs, akAlgorithms },
     ...(doc.measuredBoot !== undefined ? { measuredBoot: normaliseMeasuredBoot(doc.measuredBoot) } : {}),
     ...(doc.runtime !== undefined ? { runtime: normaliseRuntime(doc.runtime) } : {}),
+    ...(doc.snp !== undefined ? { snp: normaliseSets(doc.snp) } : {}),
     artifact: {
       lifetimeSeconds: doc.artifact.lifetimeSeconds,
       ...(doc.artifact.audience !== undefined ? { audience: [...doc.artifact.audience].sort() } : {}),
     },
   };
   return deepFreeze(policy);
+}
+
+/** Lists of scalars sorted (they are sets), recursively, so equivalent documents digest alike. */
+function normaliseSets<T>(v: T): T {
+  if (Array.isArray(v)) return [...v].map(normaliseSets).sort((a, b) => (String(a) < String(b) ? -1 : String(a) > String(b) ? 1 : 0)) as T;
+  if (v !== null && typeof v === 'object') {
+    const out: Record<string, unknown> = {};
+    for (const k of Object.keys(v as object).sort()) out[k] = normaliseSets((v as Record<string, unknown>)[k]);
+    return out as T;
+  }
+  return v;
 }
 
 /** Sorted sets, so equivalent documents digest alike. */

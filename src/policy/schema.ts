@@ -25,6 +25,7 @@
  */
 import { Type, type Static } from '@sinclair/typebox';
 import { ImaRuntimePolicySchema } from '../eventlog/ima/policy.js';
+import { SnpPolicySchema, type SnpPolicy } from '../snp/policy.js';
 
 /** The API version this module reads. */
 export const POLICY_API_VERSION = 'vouch/v1';
@@ -219,6 +220,7 @@ export const PolicyDocumentSchema = Type.Object(
     tpm: TpmPolicySchema,
     measuredBoot: Type.Optional(MeasuredBootPolicySchema),
     runtime: Type.Optional(RuntimePolicySchema),
+    snp: Type.Optional(SnpPolicySchema),
     artifact: ArtifactPolicySchema,
   },
   { additionalProperties: false },
@@ -251,6 +253,8 @@ export interface Policy {
   readonly measuredBoot?: MeasuredBootPolicy;
   /** Runtime (IMA) rules (absent: the IMA list is not required and not appraised). */
   readonly runtime?: RuntimePolicy;
+  /** SEV-SNP rules (absent: SNP evidence is not accepted). */
+  readonly snp?: SnpPolicy;
   readonly artifact: {
     readonly lifetimeSeconds: number;
     /** Sorted; absent when the document names no audience. */

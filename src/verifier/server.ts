@@ -12,6 +12,7 @@ import { ArtifactSigner } from '../artifact/index.js';
 import { SqliteStore } from '../store/index.js';
 import { buildApp } from './app.js';
 import { VerifierService, defaultRandom } from './service.js';
+import type { SnpProduct } from '../snp/collateral.js';
 
 /** Everything a verifier process is configured with. */
 export interface ServerConfig {
@@ -28,6 +29,8 @@ export interface ServerConfig {
   readonly challengeTtlSeconds: number;
   readonly rateLimitPerMinute: number;
   readonly logLevel: 'silent' | 'error' | 'warn' | 'info' | 'debug';
+  /** SEV-SNP trust beyond the defaults (AMD's pinned ARKs): extra pinned ARKs, CRLs. */
+  readonly snp?: { readonly pinnedArks?: Readonly<Record<string, SnpProduct>>; readonly crls?: readonly Uint8Array[] };
 }
 
 /** A running verifier. */
@@ -76,6 +79,7 @@ export async function startServer(cfg: ServerConfig): Promise<RunningVerifier> {
         challengeTtlMs: cfg.challengeTtlSeconds * 1000,
         enrollmentTtlMs: 5 * 60_000,
         maxActivationAttempts: 3,
+        ...(cfg.snp !== undefined ? { snp: cfg.snp } : {}),
       },
       { store, signer, clock: () => Date.now(), random: defaultRandom },
     );

@@ -18,7 +18,9 @@ import { tpmName } from '../tpm/name.js';
 import { makeCredential } from '../tpm/credential.js';
 import { ekMatchesPublic, parseEkCertificate, verifyEkChain, type EkCertificate, type EkTrustStore } from '../tpm/ek/index.js';
 import { canonicalPolicyJson, parsePolicy, policyDigest, type Policy } from '../policy/index.js';
-import { issueArtifact, toPublicJwk, type ArtifactSigner, type CnfJwk } from '../artifact/index.js';
+import { AR4SI, issueArtifact, toPublicJwk, type ArtifactSigner, type CnfJwk } from '../artifact/index.js';
+import { SnpVerifyCache } from '../snp/verify.js';
+import type { SnpProduct } from '../snp/collateral.js';
 import { appraise, boundKeySupported, challengeSelection, type Appraisal, type ChallengeInput } from '../appraisal/appraise.js';
 import { evidenceDigest, type Evidence } from '../evidence/envelope.js';
 import { CHALLENGE_REFUSAL_CODES, type ChallengeRecord, type NodeRecord, type Store } from '../store/types.js';
@@ -37,6 +39,8 @@ export interface VerifierSettings {
   readonly enrollmentTtlMs: number;
   /** Failed activations after which a pending enrollment is dropped. */
   readonly maxActivationAttempts: number;
+  /** SEV-SNP trust: pinned ARKs (default AMD's), CRLs; the verification cache is the service's. */
+  readonly snp?: { readonly pinnedArks?: Readonly<Record<string, SnpProduct>>; readonly crls?: readonly Uint8Array[] };
 }
 
 /** What varies between runs: injected so tests and replays are deterministic. */
@@ -113,6 +117,8 @@ export class VerifierService {
   readonly deps: VerifierDeps;
   /** Imported AK keys by node id: importing costs more than verifying. */
   readonly #akCache = new Map<string, { akPublicHex: string; key: TpmVerifyKey }>();
+  /** Time-independent SNP chain and CRL checks, kept across attestations. */
+  readonly #snpCache = new SnpVerifyCache();
   /** Parsed bound keys by SPKI (an agent binds the same key into every attestation it makes). */
   readonly #boundKeys = new Map<string, CnfJwk | null>();
 
@@ -327,6 +333,7 @@ export class VerifierService {
         now,
         boundKeySupported: this.#boundKey(evidence.boundKey) !== null,
         imaState,
+        snpTrust: { ...(this.settings.snp ?? {}), cache: this.#snpCache },
       });
     } catch (cause) {
       // An exception inside appraisal is never an allow: record it and answer 5xx.
@@ -389,7 +396,13 @@ export class VerifierService {
       verifierId: this.settings.verifierId,
       nodeId: evidence.nodeId,
       ...(policy.artifact.audience !== undefined ? { audience: policy.artifact.audience } : {}),
-      submods: { tpm0: { status: 'affirming', trustVector: final.trustVector } },
+      submods: {
+        tpm0: { status: 'affirming', trustVector: final.trustVector },
+        // A verified SEV-SNP report: a genuine AMD platform, approved configuration, encrypted memory.
+        ...(final.claims?.snp !== undefined
+          ? { cpu0: { status: 'affirming' as const, trustVector: { 'instance-identity': AR4SI.instanceIdentity.trustworthy, configuration: AR4SI.configuration.approved, hardware: AR4SI.hardware.genuine, 'runtime-opaque': AR4SI.runtimeOpaque.encryptedMemory } } }
+          : {}),
+      },
       policyId: policy.id,
       policyDigest: policyDigest(policy),
       evidenceDigest: final.evidenceDigest,

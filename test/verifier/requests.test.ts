@@ -102,9 +102,18 @@ describe('evidence envelope', () => {
     expectCode(res, 'EVIDENCE_UNKNOWN_FIELD');
   });
 
-  it('an `snp` entry → 400 EVIDENCE_KIND_UNSUPPORTED (never ignored)', async () => {
-    const body = expectCode(await cbor(edited((d) => void (d['snp'] = { report: new Uint8Array(8) }))), 'EVIDENCE_KIND_UNSUPPORTED');
-    expect(body.error.field).toBe('evidence.snp');
+  it('a `tdx` entry → 400 EVIDENCE_KIND_UNSUPPORTED (never ignored)', async () => {
+    const body = expectCode(await cbor(edited((d) => void (d['tdx'] = { quote: new Uint8Array(8) }))), 'EVIDENCE_KIND_UNSUPPORTED');
+    expect(body.error.field).toBe('evidence.tdx');
+  });
+
+  it('an `snp` report of the wrong size → 400 EVIDENCE_MALFORMED', async () => {
+    const body = expectCode(await cbor(edited((d) => void (d['snp'] = { report: new Uint8Array(8) }))), 'EVIDENCE_MALFORMED');
+    expect(body.error.field).toBe('evidence.snp.report');
+  });
+
+  it('an unknown key inside `snp` → 400 EVIDENCE_UNKNOWN_FIELD', async () => {
+    expectCode(await cbor(edited((d) => void (d['snp'] = { report: new Uint8Array(1184), vcek: new Uint8Array(1) }))), 'EVIDENCE_UNKNOWN_FIELD');
   });
 
   it('another envelope version → 400 EVIDENCE_VERSION_UNSUPPORTED', async () => {
