@@ -3,17 +3,18 @@
  * every value passes, each rule refuses its own mismatch with its code and spec field, and the
  * `snp` policy section rejects unknown keys and missing rules.
  */
-import { createHash, generateKeyPairSync, sign } from 'node:crypto';
+import { createHash, generateKeyPairSync } from 'node:crypto';
 import { Value } from '@sinclair/typebox/value';
 import { describe, expect, it } from 'vitest';
 import { testSnpChain } from '../../attestation-fixtures/snp/index.js';
 import { teeReportData } from '../../src/evidence/binding.js';
 import { toHex } from '../../src/lib/bytes.js';
-import { decodeSnpReport, encodeSnpReport, type DecodedSnpReport, type SnpReport } from '../../src/snp/abi.js';
+import { decodeSnpReport, type DecodedSnpReport, type SnpReport } from '../../src/snp/abi.js';
 import { appraiseSnp } from '../../src/snp/appraise.js';
 import { parseSnpCertificate } from '../../src/snp/certs.js';
 import { SnpPolicySchema, snpVerifyAllowances, type SnpPolicy } from '../../src/snp/policy.js';
 import { verifySnpReport } from '../../src/snp/verify.js';
+import { signSyntheticSnpReport } from '../helpers/fake-tsm.js';
 
 const t = testSnpChain();
 const pins = { [createHash('sha256').update(t.ark).digest('hex')]: 'Milan' as const };
@@ -62,15 +63,9 @@ function fields(over: Partial<SnpReport> = {}): SnpReport {
   };
 }
 
-/** Encodes, signs bytes 0x000–0x29F with the TEST-ONLY VCEK key (R/S little-endian), decodes. */
+/** The report of `fields(over)`, signed by the TEST-ONLY VCEK, decoded. */
 function report(over: Partial<SnpReport> = {}): DecodedSnpReport {
-  const bytes = encodeSnpReport(fields(over));
-  const sig = sign('sha384', bytes.subarray(0, 0x2a0), { key: t.vcekPrivateKey, dsaEncoding: 'ieee-p1363' });
-  const r = new Uint8Array(72);
-  const s = new Uint8Array(72);
-  r.set(Uint8Array.from(sig.subarray(0, 48)).reverse());
-  s.set(Uint8Array.from(sig.subarray(48, 96)).reverse());
-  return decodeSnpReport(encodeSnpReport({ ...decodeSnpReport(bytes), signature: { r, s } }));
+  return decodeSnpReport(signSyntheticSnpReport(t, fields(over)));
 }
 
 /** A policy pinning every value of the default synthetic report. */

@@ -3,12 +3,13 @@
  * (attestation-fixtures/snp), trusted only through an injected ARK pin: what real reports cannot
  * show (a re-signed report with another TCB, a CRL that revokes the ASK, a stale CRL).
  */
-import { createHash, sign } from 'node:crypto';
+import { createHash } from 'node:crypto';
 import { describe, expect, it } from 'vitest';
 import { testSnpChain } from '../../attestation-fixtures/snp/index.js';
-import { decodeSnpReport, encodeSnpReport, type SnpReport } from '../../src/snp/abi.js';
+import { decodeSnpReport, type SnpReport } from '../../src/snp/abi.js';
 import { parseSnpCertificate } from '../../src/snp/certs.js';
 import { verifySnpReport, type SnpVerifyOptions } from '../../src/snp/verify.js';
+import { signSyntheticSnpReport } from '../helpers/fake-tsm.js';
 
 const t = testSnpChain();
 const ark = parseSnpCertificate(t.ark);
@@ -56,15 +57,9 @@ function fields(over: Partial<SnpReport> = {}): SnpReport {
   };
 }
 
-/** Encodes, signs bytes 0x000–0x29F with the TEST-ONLY VCEK key, and stores R/S little-endian. */
+/** The report of `fields(over)`, signed by the TEST-ONLY VCEK. */
 function signed(over: Partial<SnpReport> = {}): Uint8Array {
-  const bytes = encodeSnpReport(fields(over));
-  const sig = sign('sha384', bytes.subarray(0, 0x2a0), { key: t.vcekPrivateKey, dsaEncoding: 'ieee-p1363' });
-  const r = new Uint8Array(72);
-  const s = new Uint8Array(72);
-  r.set(Uint8Array.from(sig.subarray(0, 48)).reverse());
-  s.set(Uint8Array.from(sig.subarray(48, 96)).reverse());
-  return encodeSnpReport({ ...decodeSnpReport(bytes), signature: { r, s } });
+  return signSyntheticSnpReport(t, fields(over));
 }
 
 function opts(extra: Partial<SnpVerifyOptions> = {}): SnpVerifyOptions {
