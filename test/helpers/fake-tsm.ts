@@ -18,7 +18,7 @@ import { SNP_CERT_GUID, encodeSnpCertTable } from '../../src/snp/certtable.js';
 import type { TsmFs } from '../../src/agent/tsm.js';
 
 /** Milan TCB_VERSION: byte 0 BOOT_LOADER, 1 TEE, 6 SNP, 7 MICROCODE. */
-function milanTcb(bl: number, tee: number, snp: number, ucode: number): bigint {
+export function milanTcb(bl: number, tee: number, snp: number, ucode: number): bigint {
   return BigInt(bl) | (BigInt(tee) << 8n) | (BigInt(snp) << 48n) | (BigInt(ucode) << 56n);
 }
 

@@ -9,7 +9,7 @@ import { testSnpChain } from '../../attestation-fixtures/snp/index.js';
 import { decodeSnpReport, type SnpReport } from '../../src/snp/abi.js';
 import { parseSnpCertificate } from '../../src/snp/certs.js';
 import { verifySnpReport, type SnpVerifyOptions } from '../../src/snp/verify.js';
-import { signSyntheticSnpReport } from '../helpers/fake-tsm.js';
+import { milanTcb, signSyntheticSnpReport, syntheticSnpFields } from '../helpers/fake-tsm.js';
 
 const t = testSnpChain();
 const ark = parseSnpCertificate(t.ark);
@@ -18,43 +18,9 @@ const vcek = parseSnpCertificate(t.vcek);
 const pins = { [createHash('sha256').update(t.ark).digest('hex')]: 'Milan' as const };
 const NOW = new Date('2026-01-01T00:00:00Z');
 
-/** Milan TCB_VERSION: byte 0 BOOT_LOADER, 1 TEE, 6 SNP, 7 MICROCODE. */
-function milanTcb(bl: number, tee: number, snp: number, ucode: number): bigint {
-  return BigInt(bl) | (BigInt(tee) << 8n) | (BigInt(snp) << 48n) | (BigInt(ucode) << 56n);
-}
-
+/** The synthetic report fields (shared with the emulated configfs-tsm), with overrides. */
 function fields(over: Partial<SnpReport> = {}): SnpReport {
-  const tcb = milanTcb(t.tcb.bl, t.tcb.tee, t.tcb.snp, t.tcb.ucode);
-  return {
-    version: 3,
-    guestSvn: 1,
-    policy: 0x30000n,
-    familyId: new Uint8Array(16),
-    imageId: new Uint8Array(16),
-    vmpl: 0,
-    signatureAlgo: 1,
-    currentTcb: tcb,
-    platformInfo: 1n,
-    authorKeyEn: false,
-    maskChipKey: false,
-    signingKey: 0,
-    reportData: new Uint8Array(64).fill(7),
-    measurement: new Uint8Array(48).fill(1),
-    hostData: new Uint8Array(32),
-    idKeyDigest: new Uint8Array(48),
-    authorKeyDigest: new Uint8Array(48),
-    reportId: new Uint8Array(32).fill(2),
-    reportIdMa: new Uint8Array(32).fill(0xff),
-    reportedTcb: tcb,
-    cpuid: { family: 0x19, model: 0x01, stepping: 1 },
-    chipId: t.chipId,
-    committedTcb: tcb,
-    currentVersion: { major: 1, minor: 55, build: 20 },
-    committedVersion: { major: 1, minor: 55, build: 20 },
-    launchTcb: tcb,
-    signature: { r: new Uint8Array(72), s: new Uint8Array(72) },
-    ...over,
-  };
+  return syntheticSnpFields(t, over);
 }
 
 /** The report of `fields(over)`, signed by the TEST-ONLY VCEK. */
