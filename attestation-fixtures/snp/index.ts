@@ -67,6 +67,8 @@ export interface IssueTestVcekOptions {
   readonly notBefore?: Date;
   readonly notAfter?: Date;
   readonly serial?: string;
+  /** Extensions appended after the AMD ones (e.g. a second, conflicting hwID). */
+  readonly extraExtensions?: readonly x509.Extension[];
 }
 
 /**
@@ -87,7 +89,7 @@ export async function issueTestVcek(opts: IssueTestVcekOptions = {}): Promise<{ 
     signingAlgorithm: pssSign,
     publicKey: pair.publicKey,
     signingKey,
-    extensions: amdVcekExtensions(opts.productName ?? FIXTURE.productName, opts.chipId ?? FIXTURE.chipId, opts.tcb ?? FIXTURE.tcb),
+    extensions: [...amdVcekExtensions(opts.productName ?? FIXTURE.productName, opts.chipId ?? FIXTURE.chipId, opts.tcb ?? FIXTURE.tcb), ...(opts.extraExtensions ?? [])],
   });
   const pkcs8 = new Uint8Array(await webcrypto.subtle.exportKey('pkcs8', pair.privateKey));
   const privateKey = createPrivateKey({ key: Buffer.from(pkcs8), format: 'der', type: 'pkcs8' });

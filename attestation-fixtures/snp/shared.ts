@@ -6,6 +6,7 @@
 import 'reflect-metadata';
 import { createHash } from 'node:crypto';
 import * as x509 from '@peculiar/x509';
+import { AMD_OID } from '../../src/snp/certs.js';
 
 /** This directory. */
 export const TEST_SNP_DIR = import.meta.dirname;
@@ -19,24 +20,8 @@ export interface FixtureTcb {
   readonly fmc?: number;
 }
 
-/**
- * AMD VCEK extension OIDs (VCEK Certificate and KDS Interface Specification, table
- * "VCEK Certificate Extensions"), arc 1.3.6.1.4.1.3704.1.
- */
-export const AMD_OID = {
-  structVersion: '1.3.6.1.4.1.3704.1.1',
-  productName: '1.3.6.1.4.1.3704.1.2',
-  blSPL: '1.3.6.1.4.1.3704.1.3.1',
-  teeSPL: '1.3.6.1.4.1.3704.1.3.2',
-  snpSPL: '1.3.6.1.4.1.3704.1.3.3',
-  spl4: '1.3.6.1.4.1.3704.1.3.4',
-  spl5: '1.3.6.1.4.1.3704.1.3.5',
-  spl6: '1.3.6.1.4.1.3704.1.3.6',
-  spl7: '1.3.6.1.4.1.3704.1.3.7',
-  ucodeSPL: '1.3.6.1.4.1.3704.1.3.8',
-  fmcSPL: '1.3.6.1.4.1.3704.1.3.9',
-  hwID: '1.3.6.1.4.1.3704.1.4',
-} as const;
+/** AMD VCEK extension OIDs: the verifier's own table (VCEK Certificate and KDS Interface Specification). */
+export { AMD_OID } from '../../src/snp/certs.js';
 
 /** The fixed facts of the committed TEST-ONLY hierarchy. */
 export const FIXTURE = {
@@ -94,16 +79,16 @@ export function amdVcekExtensions(productName: string, chipId: Uint8Array, tcb: 
   const out = [
     ext(AMD_OID.structVersion, derSmallInteger(1)),
     ext(AMD_OID.productName, derIa5String(productName)),
-    ext(AMD_OID.blSPL, derSmallInteger(tcb.bl)),
-    ext(AMD_OID.teeSPL, derSmallInteger(tcb.tee)),
-    ext(AMD_OID.snpSPL, derSmallInteger(tcb.snp)),
+    ext(AMD_OID.blSpl, derSmallInteger(tcb.bl)),
+    ext(AMD_OID.teeSpl, derSmallInteger(tcb.tee)),
+    ext(AMD_OID.snpSpl, derSmallInteger(tcb.snp)),
     ext(AMD_OID.spl4, derSmallInteger(0)),
     ext(AMD_OID.spl5, derSmallInteger(0)),
     ext(AMD_OID.spl6, derSmallInteger(0)),
     ext(AMD_OID.spl7, derSmallInteger(0)),
-    ext(AMD_OID.ucodeSPL, derSmallInteger(tcb.ucode)),
+    ext(AMD_OID.ucodeSpl, derSmallInteger(tcb.ucode)),
   ];
-  if (tcb.fmc !== undefined) out.push(ext(AMD_OID.fmcSPL, derSmallInteger(tcb.fmc)));
-  out.push(ext(AMD_OID.hwID, chipId));
+  if (tcb.fmc !== undefined) out.push(ext(AMD_OID.fmcSpl, derSmallInteger(tcb.fmc)));
+  out.push(ext(AMD_OID.hwId, chipId));
   return out;
 }

@@ -21,6 +21,10 @@ export const AMD_OID = {
   blSpl: '1.3.6.1.4.1.3704.1.3.1',
   teeSpl: '1.3.6.1.4.1.3704.1.3.2',
   snpSpl: '1.3.6.1.4.1.3704.1.3.3',
+  spl4: '1.3.6.1.4.1.3704.1.3.4',
+  spl5: '1.3.6.1.4.1.3704.1.3.5',
+  spl6: '1.3.6.1.4.1.3704.1.3.6',
+  spl7: '1.3.6.1.4.1.3704.1.3.7',
   ucodeSpl: '1.3.6.1.4.1.3704.1.3.8',
   fmcSpl: '1.3.6.1.4.1.3704.1.3.9',
   hwId: '1.3.6.1.4.1.3704.1.4',
@@ -94,6 +98,7 @@ function derIa5(bytes: Uint8Array, field: string): string {
 function amdExtensionsOf(der: Uint8Array): AmdExtensions {
   const x = new X509Certificate(der);
   const out: { -readonly [K in keyof AmdExtensions]: AmdExtensions[K] } = {};
+  // Repeated extensions never reach here: parseEkCertificate refuses them (RFC 5280 §4.2).
   for (const ext of x.extensions) {
     const v = new Uint8Array(ext.value);
     const field = `extensions.${ext.type}`;

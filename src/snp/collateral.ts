@@ -32,6 +32,7 @@ import { X509Certificate, X509Crl } from '@peculiar/x509';
 import { MisuseError, ParseError, UnavailableError, isVouchError } from '../lib/errors.js';
 import { bytesEqual, fromHex, toHex } from '../lib/bytes.js';
 import { splitPemCertificates } from '../tpm/ek/der.js';
+import { AMD_OID } from './certs.js';
 
 // ---------------------------------------------------------------------------------------------
 // Types
@@ -73,21 +74,6 @@ export const MAX_BUNDLE_BYTES = 64 * 1024 * 1024;
 /** Wait assumed when a 429 carries no usable Retry-After. */
 export const DEFAULT_RETRY_AFTER_SECONDS = 60;
 
-/** The AMD VCEK/VLEK certificate extension OIDs (arc 1.3.6.1.4.1.3704.1). */
-export const AMD_EXT_OID = {
-  structVersion: '1.3.6.1.4.1.3704.1.1',
-  productName: '1.3.6.1.4.1.3704.1.2',
-  blSPL: '1.3.6.1.4.1.3704.1.3.1',
-  teeSPL: '1.3.6.1.4.1.3704.1.3.2',
-  snpSPL: '1.3.6.1.4.1.3704.1.3.3',
-  spl4: '1.3.6.1.4.1.3704.1.3.4',
-  spl5: '1.3.6.1.4.1.3704.1.3.5',
-  spl6: '1.3.6.1.4.1.3704.1.3.6',
-  spl7: '1.3.6.1.4.1.3704.1.3.7',
-  ucodeSPL: '1.3.6.1.4.1.3704.1.3.8',
-  fmcSPL: '1.3.6.1.4.1.3704.1.3.9',
-  hwID: '1.3.6.1.4.1.3704.1.4',
-} as const;
 
 /** The AMD extensions of a VCEK or VLEK, as claimed by the (not yet verified) certificate. */
 export interface VcekExtensions {
@@ -347,25 +333,25 @@ export function decodeVcekExtensions(der: Uint8Array, field = 'VCEK'): VcekExten
     return v;
   };
   const spl = (oid: string, name: string) => derSpl(need(oid, name), `${field}.${name}`);
-  const nameBytes = derPrimitive(need(AMD_EXT_OID.productName, 'productName'), 0x16, `${field}.productName`);
+  const nameBytes = derPrimitive(need(AMD_OID.productName, 'productName'), 0x16, `${field}.productName`);
   if (nameBytes.some((b) => b < 0x20 || b > 0x7e)) {
     throw new ParseError('SNP_CERT_MALFORMED', `${field}.productName is not printable ASCII`, { field: `${field}.productName` });
   }
   const productName = Buffer.from(nameBytes).toString('latin1');
   const head = productName.split('-')[0] as string;
-  const fmc = byOid.get(AMD_EXT_OID.fmcSPL);
-  const sv = byOid.get(AMD_EXT_OID.structVersion);
-  const hw = byOid.get(AMD_EXT_OID.hwID);
+  const fmc = byOid.get(AMD_OID.fmcSpl);
+  const sv = byOid.get(AMD_OID.structVersion);
+  const hw = byOid.get(AMD_OID.hwId);
   return {
     ...(sv === undefined ? {} : { structVersion: derSpl(sv, `${field}.structVersion`) }),
     productName,
     ...((SNP_PRODUCTS as readonly string[]).includes(head) ? { product: head as SnpProduct } : {}),
     ...(hw === undefined ? {} : { hwId: hw }),
     tcb: {
-      bl: spl(AMD_EXT_OID.blSPL, 'blSPL'),
-      tee: spl(AMD_EXT_OID.teeSPL, 'teeSPL'),
-      snp: spl(AMD_EXT_OID.snpSPL, 'snpSPL'),
-      ucode: spl(AMD_EXT_OID.ucodeSPL, 'ucodeSPL'),
+      bl: spl(AMD_OID.blSpl, 'blSPL'),
+      tee: spl(AMD_OID.teeSpl, 'teeSPL'),
+      snp: spl(AMD_OID.snpSpl, 'snpSPL'),
+      ucode: spl(AMD_OID.ucodeSpl, 'ucodeSPL'),
       ...(fmc === undefined ? {} : { fmc: derSpl(fmc, `${field}.fmcSPL`) }),
     },
   };

@@ -1,6 +1,7 @@
 import { createHash } from 'node:crypto';
 import { describe, expect, it } from 'vitest';
-import { testSnpChain } from '../../attestation-fixtures/snp/index.js';
+import { issueTestVcek, testSnpChain } from '../../attestation-fixtures/snp/index.js';
+import { parseSnpCertificate } from '../../src/snp/certs.js';
 import { decodeSnpReport } from '../../src/snp/abi.js';
 import { SnpVerifyCache, verifySnpReport, type SnpVerifyOptions } from '../../src/snp/verify.js';
 import { signSyntheticSnpReport, syntheticSnpFields } from '../helpers/fake-tsm.js';
@@ -45,5 +46,16 @@ describe('SnpVerifyCache', () => {
       expect(codes({ ...base(), crl: t.crlRevokingAsk, cache })).toEqual(['SNP_REVOKED']);
       expect(codes({ ...base(), crl: t.crl, cache })).toEqual([]);
     }
+  });
+});
+
+describe('AMD extensions are read strictly', () => {
+  it('a certificate repeating an AMD extension (two hwIDs) does not parse (the certificate parser refuses repeats)', async () => {
+    const { AMD_OID } = await import('../../src/snp/certs.js');
+    const x509 = await import('@peculiar/x509');
+    const twice = await issueTestVcek({ extraExtensions: [new x509.Extension(AMD_OID.hwId, false, new Uint8Array(64).fill(9))] });
+    expect(() => parseSnpCertificate(twice.der)).toThrow(expect.objectContaining({ code: 'SNP_CERT_MALFORMED' }) as Error);
+    const once = await issueTestVcek();
+    expect(parseSnpCertificate(once.der).amd.hwId).toEqual(t.chipId);
   });
 });
