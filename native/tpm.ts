@@ -678,19 +678,8 @@ export class Tpm {
       throw new MisuseError('MISUSE_ARGUMENT', `0x${(persistentHandle >>> 0).toString(16)} is not a persistent handle`);
     }
     if (key.persistentHandle !== undefined) throw new MisuseError('MISUSE_ARGUMENT', 'the key is already persistent');
-    const out = trOut();
-    const rc = this.#api.fn.Esys_EvictControl(
-      this.#ctx(),
-      ESYS_TR.RH_OWNER,
-      key.handle,
-      ESYS_TR.PASSWORD,
-      ESYS_TR.NONE,
-      ESYS_TR.NONE,
-      persistentHandle >>> 0,
-      out,
-    );
-    check(this.#api, 'Esys_EvictControl', rc);
-    return { handle: trValue(out), persistentHandle: persistentHandle >>> 0, public: key.public, name: key.name };
+    const handle = this.#evictControl(key.handle, persistentHandle >>> 0);
+    return { handle, persistentHandle: persistentHandle >>> 0, public: key.public, name: key.name };
   }
 
   /**
@@ -735,18 +724,18 @@ export class Tpm {
    */
   evictPersistent(key: TpmKey): void {
     if (key.persistentHandle === undefined) throw new MisuseError('MISUSE_ARGUMENT', 'the key is not persistent');
+    this.#evictControl(key.handle, key.persistentHandle);
+  }
+
+  /**
+   * TPM2_EvictControl under the owner hierarchy: makes a loaded object persistent at
+   * `persistentHandle`, or removes the persistent object `handle`. Returns the new ESYS_TR.
+   */
+  #evictControl(handle: number, persistentHandle: number): number {
     const out = trOut();
-    const rc = this.#api.fn.Esys_EvictControl(
-      this.#ctx(),
-      ESYS_TR.RH_OWNER,
-      key.handle,
-      ESYS_TR.PASSWORD,
-      ESYS_TR.NONE,
-      ESYS_TR.NONE,
-      key.persistentHandle,
-      out,
-    );
+    const rc = this.#api.fn.Esys_EvictControl(this.#ctx(), ESYS_TR.RH_OWNER, handle, ESYS_TR.PASSWORD, ESYS_TR.NONE, ESYS_TR.NONE, persistentHandle, out);
     check(this.#api, 'Esys_EvictControl', rc);
+    return trValue(out);
   }
 
   // --- credential activation and quotes ---------------------------------------------------------
