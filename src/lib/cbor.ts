@@ -29,7 +29,7 @@
  * {@link Reader}. The tests check it against the RFC 8949 Appendix A vectors.
  */
 import { MisuseError, ParseError } from './errors.js';
-import { Reader, Writer } from './reader.js';
+import { Reader } from './reader.js';
 
 /** A map key of the data model. Integer keys decode as `number` when safe, else `bigint`. */
 export type CborKey = string | number | bigint;
@@ -95,28 +95,34 @@ const textDecoder = new TextDecoder('utf-8', { fatal: true, ignoreBOM: true });
  * Writes an item head with the shortest argument encoding (RFC 8949 §4.2.1, "preferred
  * serialization" of integers and lengths).
  */
-function writeHead(w: Writer, major: number, n: number | bigint): void {
-  const mt = major << 5;
-  if (typeof n === 'bigint') {
-    if (n <= 0xffff_ffffn) {
-      writeHead(w, major, Number(n));
-    } else {
-      w.u8(mt | 27).u64(n);
-    }
-    return;
-  }
-  if (n < 24) w.u8(mt | n);
-  else if (n <= 0xff) w.u8(mt | 24).u8(n);
-  else if (n <= 0xffff) w.u8(mt | 25).u16(n);
-  else if (n <= 0xffff_ffff) w.u8(mt | 26).u32(n);
-  else w.u8(mt | 27).u64(BigInt(n));
+/**
+ * Where a value sits in the encoded tree, for error messages only: a chain of segments that is
+ * turned into text (`$.body.claims[3]`) only when an error is thrown, so encoding a large value
+ * builds no path strings.
+ */
+interface PathNode {
+  readonly parent: PathNode | null;
+  /** A text map key (`.k`), an array index or integer map key (`[k]`), or a key position (`{key k}`). */
+  readonly seg: string;
 }
 
-function encodeError(path: string, message: string): MisuseError {
-  return new MisuseError('MISUSE_ARGUMENT', `canonical CBOR: ${path}: ${message}`, { field: path });
+const ROOT: PathNode = { parent: null, seg: '$' };
+
+function pathText(p: PathNode): string {
+  const segs: string[] = [];
+  for (let n: PathNode | null = p; n !== null; n = n.parent) segs.push(n.seg);
+  return segs.reverse().join('');
 }
 
-/** Bytewise lexicographic order (RFC 8949 §4.2.1 key order). */
+function child(parent: PathNode, key: unknown): PathNode {
+  return { parent, seg: typeof key === 'string' ? `.${key}` : `[${String(key)}]` };
+}
+
+function encodeError(path: PathNode | string, message: string): MisuseError {
+  const p = typeof path === 'string' ? path : pathText(path);
+  return new MisuseError('MISUSE_ARGUMENT', `canonical CBOR: ${p}: ${message}`, { field: p });
+}
+
 function compareBytes(a: Uint8Array, b: Uint8Array): number {
   const n = Math.min(a.length, b.length);
   for (let i = 0; i < n; i++) {
@@ -131,110 +137,196 @@ function isPlainObject(v: object): v is Record<string, unknown> {
   return proto === Object.prototype || proto === null;
 }
 
-function encodeInteger(w: Writer, v: number | bigint, path: string): void {
+/** Printable ASCII: its UTF-8 form is its code units, no encoder needed (most keys and ids). */
+const ASCII_RE = /^[\x20-\x7e]*$/;
+
+/**
+ * Encoded forms of short ASCII text keys, which repeat in every entry and envelope. Bounded:
+ * emptied when full, so hostile key sets cannot grow it.
+ */
+const KEY_CACHE = new Map<string, Uint8Array>();
+const KEY_CACHE_MAX = 4096;
+
+/** The output buffer of one encoding: grows by doubling, bytes written without a DataView. */
+class Out {
+  buf = new Uint8Array(1024);
+  len = 0;
+
+  ensure(n: number): void {
+    if (this.len + n <= this.buf.length) return;
+    let cap = this.buf.length * 2;
+    while (cap < this.len + n) cap *= 2;
+    const next = new Uint8Array(cap);
+    next.set(this.buf.subarray(0, this.len));
+    this.buf = next;
+  }
+
+  head(major: number, n: number | bigint): void {
+    const mt = major << 5;
+    if (typeof n === 'bigint') {
+      if (n <= 0xffff_ffffn) return this.head(major, Number(n));
+      this.ensure(9);
+      this.buf[this.len++] = mt | 27;
+      new DataView(this.buf.buffer).setBigUint64(this.len, n);
+      this.len += 8;
+      return;
+    }
+    this.ensure(9);
+    const b = this.buf;
+    if (n < 24) b[this.len++] = mt | n;
+    else if (n <= 0xff) {
+      b[this.len++] = mt | 24;
+      b[this.len++] = n;
+    } else if (n <= 0xffff) {
+      b[this.len++] = mt | 25;
+      b[this.len++] = n >>> 8;
+      b[this.len++] = n & 0xff;
+    } else if (n <= 0xffff_ffff) {
+      b[this.len++] = mt | 26;
+      b[this.len++] = n >>> 24;
+      b[this.len++] = (n >>> 16) & 0xff;
+      b[this.len++] = (n >>> 8) & 0xff;
+      b[this.len++] = n & 0xff;
+    } else {
+      this.head(major, BigInt(n));
+    }
+  }
+
+  bytes(v: Uint8Array): void {
+    this.ensure(v.length);
+    this.buf.set(v, this.len);
+    this.len += v.length;
+  }
+
+  /** Code units of a string already known to be printable ASCII. */
+  ascii(s: string): void {
+    this.ensure(s.length);
+    const b = this.buf;
+    let o = this.len;
+    for (let i = 0; i < s.length; i++) b[o++] = s.charCodeAt(i);
+    this.len = o;
+  }
+
+  finish(): Uint8Array {
+    return this.buf.slice(0, this.len);
+  }
+}
+
+function encodeInteger(w: Out, v: number | bigint, path: PathNode): void {
   if (typeof v === 'number') {
     if (!Number.isSafeInteger(v)) {
       throw encodeError(path, Number.isFinite(v) && Number.isInteger(v)
         ? `integer ${v} is beyond Number.MAX_SAFE_INTEGER; pass it as a bigint`
         : `${v} is not an integer; floats are not part of the data model`);
     }
-    if (v >= 0) writeHead(w, MAJOR_UINT, v);
-    else writeHead(w, MAJOR_NINT, -1 - v);
+    if (v >= 0) w.head(MAJOR_UINT, v);
+    else w.head(MAJOR_NINT, -1 - v);
     return;
   }
   if (v > U64_MAX || v < NINT_MIN) throw encodeError(path, `bigint ${v} is outside -2^64 .. 2^64-1`);
-  if (v >= 0n) writeHead(w, MAJOR_UINT, v);
-  else writeHead(w, MAJOR_NINT, -1n - v);
+  if (v >= 0n) w.head(MAJOR_UINT, v);
+  else w.head(MAJOR_NINT, -1n - v);
 }
 
-/** Printable ASCII: its UTF-8 form is its code units, no encoder needed (most keys and ids). */
-const ASCII_RE = /^[\x20-\x7e]*$/;
-
-function encodeText(w: Writer, s: string, path: string): void {
-  if (s.length <= 64 && ASCII_RE.test(s)) {
-    writeHead(w, MAJOR_TEXT, s.length);
-    for (let i = 0; i < s.length; i++) w.u8(s.charCodeAt(i));
+function encodeText(w: Out, s: string, path: PathNode): void {
+  if (s.length <= 256 && ASCII_RE.test(s)) {
+    w.head(MAJOR_TEXT, s.length);
+    w.ascii(s);
     return;
   }
   if (LONE_SURROGATE_RE.test(s)) throw encodeError(path, 'string holds a lone surrogate and has no UTF-8 form');
   const b = textEncoder.encode(s);
-  writeHead(w, MAJOR_TEXT, b.length);
+  w.head(MAJOR_TEXT, b.length);
   w.bytes(b);
 }
 
-function encodeKey(k: unknown, path: () => string): Uint8Array {
-  // Fast path: a short printable-ASCII text key is its head byte and its code units.
-  if (typeof k === 'string' && k.length < 24 && ASCII_RE.test(k)) {
-    const out = new Uint8Array(1 + k.length);
-    out[0] = (MAJOR_TEXT << 5) | k.length;
-    for (let i = 0; i < k.length; i++) out[i + 1] = k.charCodeAt(i);
-    return out;
+function encodeKey(k: unknown, path: PathNode): Uint8Array {
+  if (typeof k === 'string') {
+    const hit = KEY_CACHE.get(k);
+    if (hit !== undefined) return hit;
+    // A short printable-ASCII text key is its head byte and its code units.
+    if (k.length < 24 && ASCII_RE.test(k)) {
+      const out = new Uint8Array(1 + k.length);
+      out[0] = (MAJOR_TEXT << 5) | k.length;
+      for (let i = 0; i < k.length; i++) out[i + 1] = k.charCodeAt(i);
+      if (KEY_CACHE.size >= KEY_CACHE_MAX) KEY_CACHE.clear();
+      KEY_CACHE.set(k, out);
+      return out;
+    }
   }
-  return encodeKeySlow(k, path());
-}
-
-function encodeKeySlow(k: unknown, path: string): Uint8Array {
-  const w = new Writer(16);
-  if (typeof k === 'string') encodeText(w, k, path);
-  else if (typeof k === 'number' || typeof k === 'bigint') encodeInteger(w, k, path);
-  else throw encodeError(path, `map key of type ${typeof k}; only text and integer keys are allowed`);
+  const w = new Out();
+  const at: PathNode = { parent: path, seg: `{key ${String(k)}}` };
+  if (typeof k === 'string') encodeText(w, k, at);
+  else if (typeof k === 'number' || typeof k === 'bigint') encodeInteger(w, k, at);
+  else throw encodeError(at, `map key of type ${typeof k}; only text and integer keys are allowed`);
   return w.finish();
 }
 
-function encodeMap(w: Writer, entries: [unknown, unknown][], path: string, depth: number, maxDepth: number): void {
-  const encoded = entries.map(([k, v]) => ({ kb: encodeKey(k, () => `${path}{key ${String(k)}}`), k, v }));
-  encoded.sort((a, b) => compareBytes(a.kb, b.kb));
-  for (let i = 1; i < encoded.length; i++) {
-    const prev = encoded[i - 1];
-    const cur = encoded[i];
-    if (prev !== undefined && cur !== undefined && compareBytes(prev.kb, cur.kb) === 0) {
-      throw encodeError(path, `duplicate map key ${String(cur.k)}`);
+interface EncodedKey {
+  readonly kb: Uint8Array;
+  readonly k: unknown;
+  readonly v: unknown;
+}
+
+function byEncodedKey(a: EncodedKey, b: EncodedKey): number {
+  return compareBytes(a.kb, b.kb);
+}
+
+function encodeMap(w: Out, entries: EncodedKey[], path: PathNode, depth: number, maxDepth: number): void {
+  entries.sort(byEncodedKey);
+  for (let i = 1; i < entries.length; i++) {
+    if (compareBytes((entries[i - 1] as EncodedKey).kb, (entries[i] as EncodedKey).kb) === 0) {
+      throw encodeError(path, `duplicate map key ${String((entries[i] as EncodedKey).k)}`);
     }
   }
-  writeHead(w, MAJOR_MAP, encoded.length);
-  for (const e of encoded) {
+  w.head(MAJOR_MAP, entries.length);
+  for (const e of entries) {
     w.bytes(e.kb);
-    encodeItem(w, e.v, typeof e.k === 'string' ? `${path}.${e.k}` : `${path}[${String(e.k)}]`, depth + 1, maxDepth);
+    encodeItem(w, e.v, path, e.k, depth + 1, maxDepth);
   }
 }
 
-function encodeItem(w: Writer, v: unknown, path: string, depth: number, maxDepth: number): void {
+/** Encodes `v`, found under `key` of the container at `parent` (`key` undefined: `parent` is its own path). */
+function encodeItem(w: Out, v: unknown, parent: PathNode, key: unknown, depth: number, maxDepth: number): void {
   if (v === null) {
-    w.u8(0xf6);
+    w.ensure(1);
+    w.buf[w.len++] = 0xf6;
     return;
   }
   switch (typeof v) {
     case 'boolean':
-      w.u8(v ? 0xf5 : 0xf4);
+      w.ensure(1);
+      w.buf[w.len++] = v ? 0xf5 : 0xf4;
       return;
     case 'number':
     case 'bigint':
-      encodeInteger(w, v, path);
+      encodeInteger(w, v, key === undefined ? parent : child(parent, key));
       return;
     case 'string':
-      encodeText(w, v, path);
+      encodeText(w, v, key === undefined ? parent : child(parent, key));
       return;
     case 'object':
       break;
     default:
-      throw encodeError(path, `${typeof v} is not part of the data model`);
+      throw encodeError(key === undefined ? parent : child(parent, key), `${typeof v} is not part of the data model`);
   }
+  const path = key === undefined ? parent : child(parent, key);
   if (depth >= maxDepth) throw encodeError(path, `nesting deeper than ${maxDepth} (is the value cyclic?)`);
   if (v instanceof Uint8Array) {
-    writeHead(w, MAJOR_BYTES, v.length);
+    w.head(MAJOR_BYTES, v.length);
     w.bytes(v);
     return;
   }
   if (Array.isArray(v)) {
-    writeHead(w, MAJOR_ARRAY, v.length);
-    for (let i = 0; i < v.length; i++) {
-      // A hole in a sparse array reads as undefined and is rejected below.
-      encodeItem(w, v[i], `${path}[${i}]`, depth + 1, maxDepth);
-    }
+    w.head(MAJOR_ARRAY, v.length);
+    // A hole in a sparse array reads as undefined and is rejected below.
+    for (let i = 0; i < v.length; i++) encodeItem(w, v[i], path, i, depth + 1, maxDepth);
     return;
   }
   if (v instanceof Map) {
-    encodeMap(w, [...(v as Map<unknown, unknown>).entries()], path, depth, maxDepth);
+    const entries: EncodedKey[] = [];
+    for (const [k, x] of v as Map<unknown, unknown>) entries.push({ kb: encodeKey(k, path), k, v: x });
+    encodeMap(w, entries, path, depth, maxDepth);
     return;
   }
   if (ArrayBuffer.isView(v) || v instanceof ArrayBuffer) {
@@ -245,7 +337,11 @@ function encodeItem(w: Writer, v: unknown, path: string, depth: number, maxDepth
     throw encodeError(path, `${typeof name === 'string' ? name : 'object'} instance is not a plain object`);
   }
   if (Object.getOwnPropertySymbols(v).length > 0) throw encodeError(path, 'object has symbol keys');
-  encodeMap(w, Object.entries(v), path, depth, maxDepth);
+  const entries: EncodedKey[] = [];
+  for (const k in v) {
+    if (Object.prototype.hasOwnProperty.call(v, k)) entries.push({ kb: encodeKey(k, path), k, v: v[k] });
+  }
+  encodeMap(w, entries, path, depth, maxDepth);
 }
 
 /**
@@ -258,8 +354,8 @@ function encodeItem(w: Writer, v: unknown, path: string, depth: number, maxDepth
  * @throws MisuseError MISUSE_ARGUMENT naming the path of the offending value
  */
 export function encodeCanonical(value: unknown, options: EncodeOptions = {}): Uint8Array {
-  const w = new Writer(1024);
-  encodeItem(w, value, '$', 0, options.maxDepth ?? DEFAULT_ENCODE_MAX_DEPTH);
+  const w = new Out();
+  encodeItem(w, value, ROOT, undefined, 0, options.maxDepth ?? DEFAULT_ENCODE_MAX_DEPTH);
   return w.finish();
 }
 

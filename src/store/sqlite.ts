@@ -27,6 +27,7 @@ import Database from 'better-sqlite3';
 import { decodeStrict, encodeCanonical, type CborObject } from '../lib/cbor.js';
 import { MisuseError, UnavailableError, isVouchError } from '../lib/errors.js';
 import { GENESIS_PREV, buildLedgerEntry } from '../ledger/entry.js';
+import { recordedDecision } from './commit.js';
 import { MIGRATIONS, SCHEMA_MIGRATIONS_SQLITE, migrationChecksum } from './migrations.js';
 import type {
   AppendedDecision,
@@ -46,6 +47,7 @@ import type {
   NodeRecord,
   PendingEnrollment,
   PolicyRecord,
+  RecordedAttestation,
   QuoteCounters,
   Store,
 } from './types.js';
@@ -434,9 +436,10 @@ export class SqliteStore implements Store {
         const head = selectHead.get() as Row | undefined;
         let seq = head === undefined ? 0 : colInt(head, 'decisions', 'seq');
         let prev = head === undefined ? GENESIS_PREV : colBlob(head, 'decisions', 'hash');
-        const out: AppendedDecision[] = [];
+        const out: Array<AppendedDecision | RecordedAttestation> = [];
         for (const op of ops) {
           let d: DecisionInput;
+          let outcome: AttestationOutcome | undefined;
           if (op.kind === 'decision') d = op.decision;
           else {
             // Consumption and the counter update happen in the transaction that records the
@@ -451,12 +454,13 @@ export class SqliteStore implements Store {
             if (consumed.ok && counters !== 'stale' && c.ima !== undefined && c.ima !== null) {
               ima = updateImaRaw(c.nodeId, c.ima.expected, c.ima.next, c.now) ? 'ok' : 'stale';
             }
-            d = c.decide({ challenge: consumed.ok ? 'ok' : consumed.reason, counters, ima });
+            outcome = { challenge: consumed.ok ? 'ok' : consumed.reason, counters, ima };
+            d = recordedDecision(c, outcome);
           }
           seq += 1;
           const { entry, hash } = buildLedgerEntry({ seq, prev, time: d.time, kind: d.kind, node: d.nodeId, outcome: d.outcome, body: d.body });
           insertDecision.run(seq, d.kind, d.nodeId, d.outcome, d.time, Buffer.from(entry), Buffer.from(prev), Buffer.from(hash));
-          out.push({ seq, hash });
+          out.push(outcome === undefined ? { seq, hash } : { seq, hash, outcome });
           prev = hash;
         }
         return out;
@@ -713,7 +717,7 @@ export class SqliteStore implements Store {
     });
   }
 
-  async commitAttestation(commit: AttestationCommit): Promise<AppendedDecision> {
+  async commitAttestation(commit: AttestationCommit): Promise<RecordedAttestation> {
     checkId(commit.challengeId, 'challengeId');
     checkId(commit.nodeId, 'nodeId');
     checkTime(commit.now, 'now');
@@ -721,7 +725,7 @@ export class SqliteStore implements Store {
       if (commit.counters.expected !== null) checkCounters(commit.counters.expected, 'expected');
       checkCounters(commit.counters.next, 'next');
     }
-    return this.#enqueue({ kind: 'attestation', commit });
+    return this.#enqueue({ kind: 'attestation', commit }) as Promise<RecordedAttestation>;
   }
 
   #enqueue(op: LedgerOp): Promise<AppendedDecision> {

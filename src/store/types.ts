@@ -186,8 +186,14 @@ export interface AttestationOutcome {
 
 /**
  * An appraised attestation to record: in one transaction the store consumes the challenge,
- * moves the node's counters (compare-and-set, only when asked and consumed), and appends the
- * decision that `decide` builds from what it did. Nothing else can slip between the three.
+ * moves the node's counters (compare-and-set, only when asked and consumed), writes the IMA
+ * state, and appends the decision. Nothing else can slip between them.
+ *
+ * The decision is given as data, not as a callback, so that a store running in another thread
+ * or process records exactly what the caller built: `decision` is what is recorded when every
+ * step succeeds; when a step loses a race with a concurrent submission, the store appends the
+ * matching `onRace` failures to `decision.body.failures` and records outcome
+ * `contraindicated` (see {@link recordedDecision} in ./commit.ts, which every store uses).
  */
 export interface AttestationCommit {
   readonly challengeId: string;
@@ -200,8 +206,28 @@ export interface AttestationCommit {
    * verified and the IMA chunk replayed; written only if the challenge was consumed.
    */
   readonly ima?: { readonly expected: ImaStateRecord | null; readonly next: ImaStateRecord } | null;
-  /** Builds the decision; runs inside the transaction, so it must be synchronous and pure. */
-  readonly decide: (outcome: AttestationOutcome) => DecisionInput;
+  /** The decision when every step succeeds; its body holds a `failures` array. */
+  readonly decision: DecisionInput;
+  /** Failures (canonical CBOR data model) added when a step lost a race. */
+  readonly onRace: AttestationRaceFailures<object>;
+}
+
+/** The failures {@link AttestationCommit.onRace} adds, per step. */
+export interface AttestationRaceFailures<F extends object> {
+  /**
+   * Per reason the challenge could not be consumed; absent when the appraisal already found the
+   * challenge unusable (the decision says so), so nothing is added twice.
+   */
+  readonly challenge?: Readonly<Record<ChallengeRefusal, F>>;
+  /** Another quote of the node moved the counters first. */
+  readonly counters: F;
+  /** Another attestation of the node advanced the IMA state first. */
+  readonly ima: F;
+}
+
+/** Where a recorded attestation landed, and what the store did. */
+export interface RecordedAttestation extends AppendedDecision {
+  readonly outcome: AttestationOutcome;
 }
 
 /** A stored ledger row. `entry` holds the exact bytes that were hashed. */
@@ -264,7 +290,7 @@ export interface Store {
   /** Builds, hashes and appends the next ledger entry, durably. */
   appendDecision(decision: DecisionInput): Promise<AppendedDecision>;
   /** Records an appraised attestation: consumption, counters and decision in one transaction. */
-  commitAttestation(commit: AttestationCommit): Promise<AppendedDecision>;
+  commitAttestation(commit: AttestationCommit): Promise<RecordedAttestation>;
   getDecision(seq: number): Promise<DecisionRecord | null>;
   /** Rows with seq >= `fromSeq`, ascending, at most `limit` (1..10 000). */
   listDecisions(fromSeq: number, limit: number): Promise<DecisionRecord[]>;

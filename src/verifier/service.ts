@@ -23,7 +23,8 @@ import { SnpVerifyCache } from '../snp/verify.js';
 import type { SnpProduct } from '../snp/collateral.js';
 import { appraise, boundKeySupported, challengeSelection, type Appraisal, type ChallengeInput } from '../appraisal/appraise.js';
 import { evidenceDigest, type Evidence } from '../evidence/envelope.js';
-import { CHALLENGE_REFUSAL_CODES, type ChallengeRecord, type NodeRecord, type Store } from '../store/types.js';
+import { CHALLENGE_REFUSAL_CODES, type ChallengeRecord, type ChallengeRefusal, type AttestationRaceFailures, type NodeRecord, type Store } from '../store/types.js';
+import { raceFailures } from '../store/commit.js';
 
 /** Settings of a verifier. */
 export interface VerifierSettings {
@@ -344,7 +345,15 @@ export class VerifierService {
 
     const claims = appraisal.claims;
     const wantsCounters = appraisal.status === 'affirming' && node !== null && claims !== undefined;
-    let final = appraisal;
+    // What to add if a step loses a race with a concurrent submission of this node (see
+    // src/store/commit.ts): a challenge fresh when read but consumed first is a replay.
+    const onRace: AttestationRaceFailures<Failure> = {
+      ...(fresh.ok
+        ? { challenge: Object.fromEntries(CHALLENGE_REFUSALS.map((r) => [r, failure(CHALLENGE_REFUSAL_CODES[r], { field: 'evidence.challenge', actual: evidence.challengeId })])) as Record<ChallengeRefusal, Failure> }
+        : {}),
+      ima: failure('IMA_STATE_MISMATCH', { field: 'ima', message: 'another attestation of this node advanced the IMA state concurrently' }),
+      counters: failure('TPM_COUNTER_ROLLBACK', { field: 'TPMS_ATTEST.clockInfo', message: 'another quote of this node was accepted concurrently' }),
+    };
     const appended = await store.commitAttestation({
       challengeId: evidence.challengeId,
       nodeId: evidence.nodeId,
@@ -355,37 +364,25 @@ export class VerifierService {
       // The IMA state advances whenever the entries replayed to the quote, refusals included:
       // a violation stays on record for the rest of the boot.
       ima: appraisal.imaNext === undefined ? null : { expected: imaState, next: appraisal.imaNext },
-      decide: (outcome) => {
-        const extra: Failure[] = [];
-        // The challenge was fresh when read but another submission consumed it first: a replay.
-        if (outcome.challenge !== 'ok' && fresh.ok) {
-          extra.push(failure(CHALLENGE_REFUSAL_CODES[outcome.challenge], { field: 'evidence.challenge', actual: evidence.challengeId }));
-        }
-        if (outcome.ima === 'stale') {
-          extra.push(failure('IMA_STATE_MISMATCH', { field: 'ima', message: 'another attestation of this node advanced the IMA state concurrently' }));
-        }
-        if (outcome.counters === 'stale') {
-          extra.push(failure('TPM_COUNTER_ROLLBACK', { field: 'TPMS_ATTEST.clockInfo', message: 'another quote of this node was accepted concurrently' }));
-        }
-        if (extra.length > 0) final = { ...appraisal, status: 'contraindicated', failures: [...appraisal.failures, ...extra] };
-        const affirming = final.status === 'affirming' && policy !== null;
-        return {
-          kind: 'appraise',
-          nodeId: evidence.nodeId,
-          outcome: affirming ? 'affirming' : 'contraindicated',
-          time: now,
-          body: {
-            challengeId: evidence.challengeId,
-            evidenceDigest: final.evidenceDigest,
-            policyId: final.policyId,
-            policyDigest: final.policyDigest,
-            failures: final.failures.map((f) => ({ ...f })),
-            trustVector: { ...final.trustVector },
-            claims: final.claims === undefined ? null : (JSON.parse(JSON.stringify(final.claims)) as unknown),
-          },
-        };
+      decision: {
+        kind: 'appraise',
+        nodeId: evidence.nodeId,
+        outcome: appraisal.status === 'affirming' && policy !== null ? 'affirming' : 'contraindicated',
+        time: now,
+        body: {
+          challengeId: evidence.challengeId,
+          evidenceDigest: appraisal.evidenceDigest,
+          policyId: appraisal.policyId,
+          policyDigest: appraisal.policyDigest,
+          failures: appraisal.failures,
+          trustVector: appraisal.trustVector,
+          claims: appraisal.claims === undefined ? null : ledgerClaims(appraisal.claims),
+        },
       },
+      onRace,
     });
+    const extra = raceFailures(onRace, appended.outcome);
+    const final: Appraisal = extra.length === 0 ? appraisal : { ...appraisal, status: 'contraindicated', failures: [...appraisal.failures, ...extra] };
     const ledger = { seq: appended.seq, hash: toHex(appended.hash) };
     if (final.status !== 'affirming' || policy === null) {
       return { decision: 'contraindicated', nodeId: evidence.nodeId, ledger, failures: final.failures, appraisal: final };
@@ -416,6 +413,13 @@ export class VerifierService {
     const r = await this.deps.store.appendDecision({ kind, nodeId, outcome, time, body: JSON.parse(JSON.stringify(body)) as Record<string, unknown> });
     return { seq: r.seq, hash: toHex(r.hash) };
   }
+}
+
+const CHALLENGE_REFUSALS = Object.keys(CHALLENGE_REFUSAL_CODES) as ChallengeRefusal[];
+
+/** Claims as the ledger records them: the JSON data model (absent members dropped). */
+function ledgerClaims(claims: NonNullable<Appraisal['claims']>): unknown {
+  return JSON.parse(JSON.stringify(claims)) as unknown;
 }
 
 /**

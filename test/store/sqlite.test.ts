@@ -400,28 +400,32 @@ describe('decisions', () => {
     await expectCode(s.appendDecision({ kind: 'heartbeat', nodeId: null, outcome: 'recorded', time: 2, body: {} }), UnavailableError, 'STORE_UNAVAILABLE');
   });
 
+  /** A declarative commit: the decision when every step succeeds, and what each lost race adds. */
+  const onRace = {
+    challenge: { unknown: { code: 'race-unknown' }, 'wrong-node': { code: 'race-wrong-node' }, consumed: { code: 'race-consumed' }, expired: { code: 'race-expired' } },
+    counters: { code: 'race-counters' },
+    ima: { code: 'race-ima' },
+  };
+  const decision = { kind: 'appraise' as const, nodeId: 'node-1', outcome: 'affirming', time: 2000, body: { failures: [] } };
+  const outcomeOf = (r: { outcome: { challenge: string; counters: string; ima: string } }) => `${r.outcome.challenge}/${r.outcome.counters}/${r.outcome.ima}`;
+  const recorded = async (s: SqliteStore, seq: number) => {
+    const row = await s.getDecision(seq);
+    const entry = decodeLedgerEntry(row!.entry);
+    return { outcome: row!.outcome, failures: (entry.body['failures'] as Array<{ code: string }>).map((f) => f.code) };
+  };
+
   it('commitAttestation: consumption, counters and decision in one transaction; a concurrent replay loses', async () => {
     const s = await open();
     await s.enrollNode(node(1));
     await challenge(s, 'ch-1', 'node-1');
     const next = { resetCount: 1, restartCount: 0, clock: 100n };
-    const outcomes: string[] = [];
-    const commit = () =>
-      s.commitAttestation({
-        challengeId: 'ch-1',
-        nodeId: 'node-1',
-        now: 2000,
-        counters: { expected: null, next },
-        decide: (o) => {
-          outcomes.push(`${o.challenge}/${o.counters}`);
-          return { kind: 'appraise', nodeId: 'node-1', outcome: o.challenge === 'ok' ? 'affirming' : 'contraindicated', time: 2000, body: { challenge: o.challenge } };
-        },
-      });
+    const commit = () => s.commitAttestation({ challengeId: 'ch-1', nodeId: 'node-1', now: 2000, counters: { expected: null, next }, decision, onRace });
     const [a, b] = await Promise.all([commit(), commit()]);
-    expect(outcomes).toEqual(['ok/ok', 'consumed/skipped']);
+    expect([outcomeOf(a), outcomeOf(b)]).toEqual(['ok/ok/skipped', 'consumed/skipped/skipped']);
     expect([a.seq, b.seq]).toEqual([1, 2]);
-    const rows = await s.listDecisions(1, 10);
-    expect(rows.map((r) => r.outcome)).toEqual(['affirming', 'contraindicated']);
+    expect(await recorded(s, 1)).toEqual({ outcome: 'affirming', failures: [] });
+    // The loser's decision is recorded as what it was: a replay, contraindicated.
+    expect(await recorded(s, 2)).toEqual({ outcome: 'contraindicated', failures: ['race-consumed'] });
     expect((await s.getNode('node-1'))?.counters).toEqual(next);
     expect((await s.getChallenge('ch-1'))?.consumedAt).toBe(2000);
   });
@@ -433,37 +437,35 @@ describe('decisions', () => {
     await challenge(s, 'i-2', 'node-1');
     const st = (entries: number, v: number) => ({ resetCount: 3, entries, pcr10: new Map([[0x000b, new Uint8Array(32).fill(v)], [0x0004, new Uint8Array(20).fill(v)]]), violations: 0 });
     const seen: string[] = [];
-    const decide = (o: { challenge: string; counters: string; ima: string }) => {
-      seen.push(`${o.challenge}/${o.counters}/${o.ima}`);
-      return { kind: 'appraise' as const, nodeId: 'node-1', outcome: 'x', time: 1, body: {} };
-    };
-    await s.commitAttestation({ challengeId: 'i-1', nodeId: 'node-1', now: 2000, counters: null, ima: { expected: null, next: st(10, 1) }, decide });
+    seen.push(outcomeOf(await s.commitAttestation({ challengeId: 'i-1', nodeId: 'node-1', now: 2000, counters: null, ima: { expected: null, next: st(10, 1) }, decision, onRace })));
     expect(await s.getImaState('node-1')).toEqual(st(10, 1));
     // Another writer's expectation (none stored) no longer holds: stale, nothing written.
-    await s.commitAttestation({ challengeId: 'i-2', nodeId: 'node-1', now: 2000, counters: null, ima: { expected: null, next: st(20, 2) }, decide });
+    seen.push(outcomeOf(await s.commitAttestation({ challengeId: 'i-2', nodeId: 'node-1', now: 2000, counters: null, ima: { expected: null, next: st(20, 2) }, decision, onRace })));
     // A replayed challenge writes nothing either.
-    await s.commitAttestation({ challengeId: 'i-1', nodeId: 'node-1', now: 2000, counters: null, ima: { expected: st(10, 1), next: st(30, 3) }, decide });
+    seen.push(outcomeOf(await s.commitAttestation({ challengeId: 'i-1', nodeId: 'node-1', now: 2000, counters: null, ima: { expected: st(10, 1), next: st(30, 3) }, decision, onRace })));
     expect(seen).toEqual(['ok/skipped/ok', 'ok/skipped/stale', 'consumed/skipped/skipped']);
+    expect(await recorded(s, 2)).toEqual({ outcome: 'contraindicated', failures: ['race-ima'] });
     expect(await s.getImaState('node-1')).toEqual(st(10, 1));
     expect(await s.getImaState('node-2')).toBeNull();
   });
 
-  it('commitAttestation: stale counters are reported to decide; a wrong node does not burn the challenge', async () => {
+  it('commitAttestation: stale counters are recorded as such; a wrong node does not burn the challenge', async () => {
     const s = await open();
     await s.enrollNode(node(1));
     await s.enrollNode(node(2));
     await challenge(s, 'ch-a', 'node-1');
     await challenge(s, 'ch-b', 'node-1');
     const seen: string[] = [];
-    const decide = (o: { challenge: string; counters: string }) => {
-      seen.push(`${o.challenge}/${o.counters}`);
-      return { kind: 'appraise' as const, nodeId: 'node-1', outcome: 'x', time: 1, body: {} };
-    };
     // Expected counters that are not the stored ones (null): the compare-and-set fails.
-    await s.commitAttestation({ challengeId: 'ch-a', nodeId: 'node-1', now: 2000, counters: { expected: { resetCount: 9, restartCount: 0, clock: 1n }, next: { resetCount: 9, restartCount: 0, clock: 2n } }, decide });
-    await s.commitAttestation({ challengeId: 'ch-b', nodeId: 'node-2', now: 2000, counters: null, decide });
-    await s.commitAttestation({ challengeId: 'nope', nodeId: 'node-1', now: 2000, counters: null, decide });
-    expect(seen).toEqual(['ok/stale', 'wrong-node/skipped', 'unknown/skipped']);
+    seen.push(outcomeOf(await s.commitAttestation({ challengeId: 'ch-a', nodeId: 'node-1', now: 2000, counters: { expected: { resetCount: 9, restartCount: 0, clock: 1n }, next: { resetCount: 9, restartCount: 0, clock: 2n } }, decision, onRace })));
+    seen.push(outcomeOf(await s.commitAttestation({ challengeId: 'ch-b', nodeId: 'node-2', now: 2000, counters: null, decision, onRace })));
+    // Without challenge failures (the appraisal already said why), nothing is added for the challenge.
+    const { challenge: _omitted, ...noChallenge } = onRace;
+    seen.push(outcomeOf(await s.commitAttestation({ challengeId: 'nope', nodeId: 'node-1', now: 2000, counters: null, decision: { ...decision, outcome: 'contraindicated', body: { failures: [{ code: 'already' }] } }, onRace: noChallenge })));
+    expect(seen).toEqual(['ok/stale/skipped', 'wrong-node/skipped/skipped', 'unknown/skipped/skipped']);
+    expect(await recorded(s, 1)).toEqual({ outcome: 'contraindicated', failures: ['race-counters'] });
+    expect(await recorded(s, 2)).toEqual({ outcome: 'contraindicated', failures: ['race-wrong-node'] });
+    expect(await recorded(s, 3)).toEqual({ outcome: 'contraindicated', failures: ['already'] });
     expect((await s.getNode('node-1'))?.counters).toBeNull();
     expect((await s.getChallenge('ch-b'))?.consumedAt).toBeNull();
   });
