@@ -57,6 +57,11 @@ export interface AppraisalInput {
   readonly imaState?: ImaStateRecord | null;
   /** Pinned AMD roots, CRLs and the verification cache, for SEV-SNP evidence. */
   readonly snpTrust?: SnpTrust;
+  /**
+   * SHA-256 of the envelope's canonical CBOR encoding, when the caller holds those bytes (a
+   * received CBOR body: see decodeEvidenceCborWithDigest); computed from `evidence` otherwise.
+   */
+  readonly evidenceDigest?: Uint8Array;
 }
 
 /** True when `spki` is a DER SubjectPublicKeyInfo of a key type an agent may bind (EC, Ed25519, X25519). */
@@ -277,7 +282,7 @@ export function appraise(input: AppraisalInput): Appraisal {
     nodeId: evidence.nodeId,
     challengeId: evidence.challengeId,
     time: now,
-    evidenceDigest: toHex(evidenceDigest(evidence)),
+    evidenceDigest: toHex(input.evidenceDigest ?? evidenceDigest(evidence)),
     policyId: policy?.id ?? null,
     policyDigest: policy === null ? null : policyDigest(policy),
     checks,

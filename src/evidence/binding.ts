@@ -17,7 +17,6 @@
  */
 import { createHash } from 'node:crypto';
 import { MisuseError } from '../lib/errors.js';
-import { concatBytes, u16be, utf8 } from '../lib/bytes.js';
 
 /** Domain tag of the TPM qualifying data. */
 export const TPM_BINDING_TAG = 'vouch/tpm-binding/v1';
@@ -28,7 +27,8 @@ function binding(hash: 'sha256' | 'sha512', tag: string, nonce: Uint8Array, boun
   if (nonce.length === 0 || nonce.length > 0xffff) throw new MisuseError('MISUSE_ARGUMENT', 'the nonce must be 1..65535 bytes');
   if (boundKeySpki.length === 0) throw new MisuseError('MISUSE_ARGUMENT', 'the bound key is empty');
   const keyHash = createHash('sha256').update(boundKeySpki).digest();
-  const h = createHash(hash).update(concatBytes(utf8(tag), Uint8Array.of(0), u16be(nonce.length), nonce, keyHash));
+  // H(tag || 0x00 || u16be(len(nonce)) || nonce || SHA-256(key)), fed in parts.
+  const h = createHash(hash).update(tag, 'utf8').update(Uint8Array.of(0, nonce.length >>> 8, nonce.length & 0xff)).update(nonce).update(keyHash);
   return new Uint8Array(h.digest());
 }
 

@@ -220,6 +220,17 @@ export function decodeEvidenceCbor(bytes: Uint8Array): Evidence {
   return fromDataModel(doc, cborBytes, false);
 }
 
+/**
+ * Decodes a canonical CBOR envelope and returns its evidence digest, taken over the received
+ * bytes: decodeStrict accepts only the canonical encoding, and the envelope maps one to one to
+ * its data model, so these bytes are exactly what {@link encodeEvidenceCbor} would write and
+ * their SHA-256 is {@link evidenceDigest} without a re-encoding (a test holds the two equal).
+ */
+export function decodeEvidenceCborWithDigest(bytes: Uint8Array): { evidence: Evidence; digest: Uint8Array } {
+  const evidence = decodeEvidenceCbor(bytes);
+  return { evidence, digest: new Uint8Array(createHash('sha256').update(bytes).digest()) };
+}
+
 /** Decodes a JSON envelope (byte strings as unpadded base64url, PCR indices as decimal strings). */
 export function decodeEvidenceJson(text: string): Evidence {
   let doc: unknown;

@@ -147,10 +147,21 @@ const ASCII_RE = /^[\x20-\x7e]*$/;
 const KEY_CACHE = new Map<string, Uint8Array>();
 const KEY_CACHE_MAX = 4096;
 
+/**
+ * A scratch buffer that encodings start in (the result is always copied out), so a small
+ * encoding allocates only its result. Taken by one encoding at a time: a nested call (from a
+ * getter) gets a fresh buffer.
+ */
+let scratch: Uint8Array | null = new Uint8Array(4096);
+
 /** The output buffer of one encoding: grows by doubling, bytes written without a DataView. */
 class Out {
-  buf = new Uint8Array(1024);
+  buf: Uint8Array;
   len = 0;
+
+  constructor(buf: Uint8Array = new Uint8Array(64)) {
+    this.buf = buf;
+  }
 
   ensure(n: number): void {
     if (this.len + n <= this.buf.length) return;
@@ -354,9 +365,16 @@ function encodeItem(w: Out, v: unknown, parent: PathNode, key: unknown, depth: n
  * @throws MisuseError MISUSE_ARGUMENT naming the path of the offending value
  */
 export function encodeCanonical(value: unknown, options: EncodeOptions = {}): Uint8Array {
-  const w = new Out();
-  encodeItem(w, value, ROOT, undefined, 0, options.maxDepth ?? DEFAULT_ENCODE_MAX_DEPTH);
-  return w.finish();
+  const taken = scratch;
+  scratch = null;
+  const w = new Out(taken ?? new Uint8Array(1024));
+  try {
+    encodeItem(w, value, ROOT, undefined, 0, options.maxDepth ?? DEFAULT_ENCODE_MAX_DEPTH);
+    return w.finish();
+  } finally {
+    // Keep the scratch buffer (grown, if the encoding grew it, up to 1 MiB).
+    if (taken !== null) scratch = w.buf.length <= 1 << 20 ? w.buf : taken;
+  }
 }
 
 // ----------------------------------------------------------------------------------------------

@@ -17,7 +17,50 @@ export type JsonValue = null | boolean | number | string | readonly JsonValue[] 
  *   functions, bigints, symbols).
  */
 export function canonicalJson(value: unknown): string {
-  return write(value, '$');
+  try {
+    return fast(value);
+  } catch (e) {
+    // Whatever the fast writer could not write, the path-tracking one names precisely.
+    if (e === NOT_JSON) return write(value, '$');
+    throw e;
+  }
+}
+
+/** Thrown by {@link fast} for a value with no JSON form; never escapes canonicalJson. */
+const NOT_JSON: unique symbol = Symbol('not JSON');
+
+/** {@link write} without field paths: the common case, where nothing fails, builds none. */
+function fast(v: unknown): string {
+  if (v === null) return 'null';
+  switch (typeof v) {
+    case 'boolean':
+      return v ? 'true' : 'false';
+    case 'string':
+      return JSON.stringify(v);
+    case 'number':
+      if (!Number.isFinite(v)) throw NOT_JSON;
+      return JSON.stringify(v === 0 ? 0 : v);
+    case 'object': {
+      if (Array.isArray(v)) {
+        let out = '[';
+        for (let i = 0; i < v.length; i++) out += (i === 0 ? '' : ',') + fast(v[i]);
+        return `${out}]`;
+      }
+      if (ArrayBuffer.isView(v)) throw NOT_JSON;
+      const obj = v as Record<string, unknown>;
+      const keys = Object.keys(obj).sort();
+      let out = '{';
+      for (let i = 0; i < keys.length; i++) {
+        const k = keys[i] as string;
+        const x = obj[k];
+        if (x === undefined) throw NOT_JSON;
+        out += `${i === 0 ? '' : ','}${JSON.stringify(k)}:${fast(x)}`;
+      }
+      return `${out}}`;
+    }
+    default:
+      throw NOT_JSON;
+  }
 }
 
 function write(v: unknown, path: string): string {

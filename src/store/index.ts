@@ -6,6 +6,9 @@ export {
   CHALLENGE_REFUSAL_CODES,
   type AppendedDecision,
   type AttestationCommit,
+  type AttestationInputs,
+  type AttestationRaceFailures,
+  type RecordedAttestation,
   type AttestationOutcome,
   type ChallengeRecord,
   type ChallengeRefusal,
@@ -28,3 +31,4 @@ export {
 } from './types.js';
 export { MIGRATIONS, migrationChecksum, type Migration } from './migrations.js';
 export { SQLITE_DEFAULT_FILE, SqliteStore, type SqliteStoreOptions } from './sqlite.js';
+export { raceFailures, recordedDecision } from './commit.js';

@@ -32,9 +32,11 @@ import { MIGRATIONS, SCHEMA_MIGRATIONS_SQLITE, migrationChecksum } from './migra
 import type {
   AppendedDecision,
   AttestationCommit,
+  AttestationInputs,
   AttestationOutcome,
   ImaStateRecord,
   ChallengeRecord,
+  ChallengeRefusal,
   CompleteEnrollmentResult,
   ConsumeChallengeResult,
   CounterUpdateResult,
@@ -180,12 +182,38 @@ function pendingFromRow(r: Row): PendingEnrollment {
   };
 }
 
+/**
+ * Decoded challenge parameters by their stored bytes: challenges share a handful of distinct
+ * parameter sets (the PCR selections of the policies), so each is decoded once. The values are
+ * deep-frozen, as they are shared. Bounded: emptied when full.
+ */
+const PARAMS_CACHE = new Map<string, CborObject>();
+const PARAMS_CACHE_MAX = 256;
+
+function deepFreeze<T>(v: T): T {
+  if (v !== null && typeof v === 'object' && !(v instanceof Uint8Array)) {
+    for (const x of Object.values(v)) deepFreeze(x);
+    Object.freeze(v);
+  }
+  return v;
+}
+
+function challengeParams(bytes: Uint8Array): CborObject {
+  const key = Buffer.from(bytes.buffer, bytes.byteOffset, bytes.byteLength).toString('latin1');
+  const hit = PARAMS_CACHE.get(key);
+  if (hit !== undefined) return hit;
+  const params = decodeStrict(bytes, PARAMS_LIMITS);
+  if (params === null || typeof params !== 'object' || Array.isArray(params) || params instanceof Map || params instanceof Uint8Array) {
+    throw corrupt('challenges', 'params', 'CBOR that is not a map with text keys');
+  }
+  if (PARAMS_CACHE.size >= PARAMS_CACHE_MAX) PARAMS_CACHE.clear();
+  PARAMS_CACHE.set(key, deepFreeze(params as CborObject));
+  return params as CborObject;
+}
+
 function challengeFromRow(r: Row): ChallengeRecord {
   const t = 'challenges';
-  const params = decodeStrict(colBlob(r, t, 'params'), PARAMS_LIMITS);
-  if (params === null || typeof params !== 'object' || Array.isArray(params) || params instanceof Map || params instanceof Uint8Array) {
-    throw corrupt(t, 'params', 'CBOR that is not a map with text keys');
-  }
+  const params = challengeParams(colBlob(r, t, 'params'));
   return {
     challengeId: colText(r, t, 'challenge_id'),
     nodeId: colText(r, t, 'node_id'),
@@ -346,17 +374,23 @@ export class SqliteStore implements Store {
        VALUES (?, ?, ?, ?, ?, ?, ?, ?)`,
     );
 
+    // Compare-and-set in one statement: the row moves only if it still holds `expected`.
+    const casCountersFromNone = db.prepare(
+      'UPDATE nodes SET reset_count = ?, restart_count = ?, clock = ?, last_quote_at = ?, updated_at = ? WHERE node_id = ? AND reset_count IS NULL',
+    );
+    const casCounters = db.prepare(
+      'UPDATE nodes SET reset_count = ?, restart_count = ?, clock = ?, last_quote_at = ?, updated_at = ? WHERE node_id = ? AND reset_count = ? AND restart_count = ? AND clock = ?',
+    );
     const updateCountersRaw = (nodeId: string, expected: QuoteCounters | null, next: QuoteCounters, now: number): CounterUpdateResult => {
-      const row = selectNode.get(nodeId) as Row | undefined;
-      if (row === undefined) return { ok: false, reason: 'unknown' };
-      const stored = nodeFromRow(row).counters;
-      const same = expected === null
-        ? stored === null
-        : stored !== null && stored.resetCount === expected.resetCount && stored.restartCount === expected.restartCount && stored.clock === expected.clock;
-      if (!same) return { ok: false, reason: 'stale' };
       const n = checkCounters(next, 'next');
-      updateCounters.run(n.reset, n.restart, n.clock, now, now, nodeId);
-      return { ok: true };
+      let changes: number;
+      if (expected === null) changes = casCountersFromNone.run(n.reset, n.restart, n.clock, now, now, nodeId).changes;
+      else {
+        const e = checkCounters(expected, 'expected');
+        changes = casCounters.run(n.reset, n.restart, n.clock, now, now, nodeId, e.reset, e.restart, e.clock).changes;
+      }
+      if (changes === 1) return { ok: true };
+      return nodeExists.get(nodeId) === undefined ? { ok: false, reason: 'unknown' } : { ok: false, reason: 'stale' };
     };
 
     const selectIma = db.prepare('SELECT * FROM ima_state WHERE node_id = ?');
@@ -375,6 +409,18 @@ export class SqliteStore implements Store {
     this.#imaRead = (nodeId: string) => {
       const row = selectIma.get(nodeId) as Row | undefined;
       return row === undefined ? null : imaFromRow(row);
+    };
+
+    // The common case in one statement: unconsumed, this node's, unexpired → consumed now.
+    const consumeGuarded = db.prepare(
+      'UPDATE challenges SET consumed_at = ? WHERE challenge_id = ? AND node_id = ? AND consumed_at IS NULL AND expires_at > ?',
+    );
+    /** Consumption for a recorded attestation, which needs only the verdict (not the record). */
+    const consumeForCommit = (id: string, nodeId: string, now: number): { ok: true } | { ok: false; reason: ChallengeRefusal } => {
+      if (consumeGuarded.run(now, id, nodeId, now).changes === 1) return { ok: true };
+      // Nothing changed: classify as consumeRaw does (its update cannot apply either).
+      const r = consumeRaw(id, nodeId, now);
+      return r.ok ? { ok: false, reason: 'consumed' } : r;
     };
 
     const consumeRaw = (id: string, nodeId: string, now: number): ConsumeChallengeResult => {
@@ -445,7 +491,7 @@ export class SqliteStore implements Store {
             // Consumption and the counter update happen in the transaction that records the
             // decision, so the recorded decision states what they did.
             const c = op.commit;
-            const consumed = consumeRaw(c.challengeId, c.nodeId, c.now);
+            const consumed = consumeForCommit(c.challengeId, c.nodeId, c.now);
             let counters: AttestationOutcome['counters'] = 'skipped';
             if (consumed.ok && c.counters !== null) {
               counters = updateCountersRaw(c.nodeId, c.counters.expected, c.counters.next, c.now).ok ? 'ok' : 'stale';
@@ -714,6 +760,22 @@ export class SqliteStore implements Store {
     return this.#run('getChallenge', () => {
       const row = this.#stmt('SELECT * FROM challenges WHERE challenge_id = ?').get(challengeId) as Row | undefined;
       return row === undefined ? null : challengeFromRow(row);
+    });
+  }
+
+  async attestationInputs(challengeId: string, nodeId: string): Promise<AttestationInputs> {
+    checkId(challengeId, 'challengeId');
+    checkId(nodeId, 'nodeId');
+    return this.#run('attestationInputs', () => {
+      // One read transaction, so the three are one snapshot.
+      this.#db.exec('BEGIN');
+      try {
+        const c = this.#stmt('SELECT * FROM challenges WHERE challenge_id = ?').get(challengeId) as Row | undefined;
+        const n = this.#stmt('SELECT * FROM nodes WHERE node_id = ?').get(nodeId) as Row | undefined;
+        return { challenge: c === undefined ? null : challengeFromRow(c), node: n === undefined ? null : nodeFromRow(n), imaState: this.#imaRead(nodeId) };
+      } finally {
+        this.#db.exec('COMMIT');
+      }
     });
   }
 

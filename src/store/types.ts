@@ -174,6 +174,13 @@ export interface ImaStateRecord {
   readonly violations: number;
 }
 
+/** The result of {@link Store.attestationInputs}. */
+export interface AttestationInputs {
+  readonly challenge: ChallengeRecord | null;
+  readonly node: NodeRecord | null;
+  readonly imaState: ImaStateRecord | null;
+}
+
 /** What the store did with an attestation's challenge and counters, in the recording transaction. */
 export interface AttestationOutcome {
   /** 'ok' when this attestation consumed the challenge; otherwise why it could not. */
@@ -275,6 +282,12 @@ export interface Store {
   getImaState(nodeId: string): Promise<ImaStateRecord | null>;
   /** Reads a challenge without consuming it (null when unknown). */
   getChallenge(challengeId: string): Promise<ChallengeRecord | null>;
+  /**
+   * What an appraisal reads before it starts, in one call: the challenge (not consumed), the
+   * node and its IMA state, each null when absent. {@link commitAttestation} re-checks what
+   * matters atomically.
+   */
+  attestationInputs(challengeId: string, nodeId: string): Promise<AttestationInputs>;
   /** Housekeeping: removes challenges and pending enrolments expired before `now`; returns the count. */
   deleteExpired(now: number): Promise<number>;
 

@@ -14,7 +14,7 @@
 import Fastify, { type FastifyInstance, type FastifyServerOptions } from 'fastify';
 import { Type, type Static } from '@sinclair/typebox';
 import { ERRORS, ParseError } from '../lib/errors.js';
-import { decodeEvidenceCbor, decodeEvidenceJsonValue, EVIDENCE_MAX_BYTES } from '../evidence/envelope.js';
+import { decodeEvidenceCborWithDigest, decodeEvidenceJsonValue, EVIDENCE_MAX_BYTES } from '../evidence/envelope.js';
 import { installCborParser, installErrorHandling, rateLimit } from './plugins.js';
 import type { VerifierService } from './service.js';
 
@@ -76,10 +76,11 @@ export async function buildApp(service: VerifierService, opts: AppOptions = {}):
   app.post('/v1/attestations', { bodyLimit: EVIDENCE_MAX_BYTES }, async (req, reply) => {
     const type = (req.headers['content-type'] ?? '').split(';')[0]?.trim().toLowerCase();
     let evidence;
-    if (type === 'application/cbor' && Buffer.isBuffer(req.body)) evidence = decodeEvidenceCbor(new Uint8Array(req.body));
+    let evidenceDigest: Uint8Array | undefined;
+    if (type === 'application/cbor' && Buffer.isBuffer(req.body)) ({ evidence, digest: evidenceDigest } = decodeEvidenceCborWithDigest(new Uint8Array(req.body)));
     else if (type === 'application/json') evidence = decodeEvidenceJsonValue(req.body);
     else throw new ParseError('REQUEST_UNSUPPORTED_MEDIA_TYPE', 'evidence must be application/cbor or application/json');
-    const result = await service.attest(evidence);
+    const result = await service.attest(evidence, evidenceDigest !== undefined ? { evidenceDigest } : {});
     if (result.decision === 'affirming') {
       const ima = result.appraisal.claims?.runtime;
       return reply.status(200).send({

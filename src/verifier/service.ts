@@ -310,17 +310,17 @@ export class VerifierService {
   }
 
   /** Appraises evidence; an affirming decision returns a signed artifact. */
-  async attest(evidence: Evidence): Promise<AttestationResult> {
+  /**
+   * Appraises evidence and records the decision. `options.evidenceDigest` is the SHA-256 of the
+   * received canonical CBOR body when there is one (decodeEvidenceCborWithDigest).
+   */
+  async attest(evidence: Evidence, options: { readonly evidenceDigest?: Uint8Array } = {}): Promise<AttestationResult> {
     const now = this.deps.clock();
     const store = this.deps.store;
     // Read the challenge and the node; the challenge is consumed, and the counters moved, in the
     // transaction that records the decision (Store.commitAttestation), so a concurrent replay
     // loses there even when both submissions appraised clean.
-    const [challenge, node, imaState] = await Promise.all([
-      store.getChallenge(evidence.challengeId),
-      store.getNode(evidence.nodeId),
-      store.getImaState(evidence.nodeId),
-    ]);
+    const { challenge, node, imaState } = await store.attestationInputs(evidence.challengeId, evidence.nodeId);
     const policy = node === null ? null : (this.settings.groups.get(node.group) ?? null);
 
     const fresh = challengeInput(challenge, evidence.nodeId, now);
@@ -335,11 +335,12 @@ export class VerifierService {
         boundKeySupported: this.#boundKey(evidence.boundKey) !== null,
         imaState,
         snpTrust: { ...(this.settings.snp ?? {}), cache: this.#snpCache },
+        ...(options.evidenceDigest !== undefined ? { evidenceDigest: options.evidenceDigest } : {}),
       });
     } catch (cause) {
       // An exception inside appraisal is never an allow: record it and answer 5xx.
       const f = failure('APPRAISAL_INTERNAL_ERROR', { message: isVouchError(cause) ? `${cause.code}: ${cause.message}` : 'unexpected error' });
-      await this.#record('refusal', evidence.nodeId, 'error', now, { evidenceDigest: toHex(evidenceDigest(evidence)), failures: [f] }).catch(() => undefined);
+      await this.#record('refusal', evidence.nodeId, 'error', now, { evidenceDigest: toHex(options.evidenceDigest ?? evidenceDigest(evidence)), failures: [f] }).catch(() => undefined);
       throw new UnavailableError('APPRAISAL_INTERNAL_ERROR', undefined, { cause });
     }
 
@@ -417,9 +418,16 @@ export class VerifierService {
 
 const CHALLENGE_REFUSALS = Object.keys(CHALLENGE_REFUSAL_CODES) as ChallengeRefusal[];
 
-/** Claims as the ledger records them: the JSON data model (absent members dropped). */
-function ledgerClaims(claims: NonNullable<Appraisal['claims']>): unknown {
-  return JSON.parse(JSON.stringify(claims)) as unknown;
+/**
+ * Claims as the ledger records them: what JSON.stringify would keep (members whose value is
+ * undefined dropped, undefined array slots as null), without a round trip through text.
+ */
+function ledgerClaims(v: unknown): unknown {
+  if (v === null || typeof v !== 'object') return v;
+  if (Array.isArray(v)) return v.map((x: unknown) => (x === undefined ? null : ledgerClaims(x)));
+  const out: Record<string, unknown> = {};
+  for (const [k, x] of Object.entries(v)) if (x !== undefined) out[k] = ledgerClaims(x);
+  return out;
 }
 
 /**
