@@ -15,7 +15,9 @@ import { hashByName } from '../tpm/abi/constants.js';
 import { pcrSelection } from '../tpm/abi/pcr.js';
 import { encodeEvidenceCbor, EVIDENCE_VERSION, type Evidence } from '../evidence/envelope.js';
 import { teeReportData, tpmQualifyingData } from '../evidence/binding.js';
-import { collectTsmReport, TSM_PROVIDER_SEV_GUEST, type TsmFs } from './tsm.js';
+import type { TsmFs } from './tsm.js';
+import { collectSnpReport } from './snp-report.js';
+import type { SevGuestExtReportIoctl } from '../../native/sev-guest.js';
 import { decodeTpmsAttest } from '../tpm/abi/attest.js';
 import { encodeImaBinary, parseImaBinary } from '../eventlog/ima/index.js';
 import { VerifierClient, type AttestationAnswer } from './client.js';
@@ -79,10 +81,15 @@ export interface AgentOptions {
    */
   readonly imaLogPath?: string | null;
   /**
-   * Collect a SEV-SNP report through configfs-tsm (inside an SNP guest), REPORT_DATA bound to
-   * the challenge and the agent's key; undefined or null collects none.
+   * Collect a SEV-SNP report (inside an SNP guest), REPORT_DATA bound to the challenge and the
+   * agent's key, through configfs-tsm (`root`, `fs`) when the kernel has it, else through
+   * /dev/sev-guest (`sevGuest`); undefined or null collects none.
    */
-  readonly snp?: { readonly root?: string; readonly fs?: TsmFs } | null;
+  readonly snp?: {
+    readonly root?: string;
+    readonly fs?: TsmFs;
+    readonly sevGuest?: { readonly path?: string; readonly ioctl?: SevGuestExtReportIoctl };
+  } | null;
 }
 
 /** Where Linux exposes the IMA measurement list. */
@@ -199,15 +206,15 @@ export class Agent {
     }
     let snp: Evidence['snp'];
     if (this.#opts.snp !== undefined && this.#opts.snp !== null) {
-      const r = await collectTsmReport({
+      const r = await collectSnpReport({
         reportData: teeReportData(nonce, this.#boundKey.publicSpki),
-        ...(this.#opts.snp.root !== undefined ? { root: this.#opts.snp.root } : {}),
-        ...(this.#opts.snp.fs !== undefined ? { fs: this.#opts.snp.fs } : {}),
+        tsm: {
+          ...(this.#opts.snp.root !== undefined ? { root: this.#opts.snp.root } : {}),
+          ...(this.#opts.snp.fs !== undefined ? { fs: this.#opts.snp.fs } : {}),
+        },
+        ...(this.#opts.snp.sevGuest !== undefined ? { sevGuest: this.#opts.snp.sevGuest } : {}),
       });
-      if (r.provider !== TSM_PROVIDER_SEV_GUEST) {
-        throw new UnavailableError('SNP_TSM_UNAVAILABLE', `configfs-tsm provider is "${r.provider}", not ${TSM_PROVIDER_SEV_GUEST}: this is not an SEV-SNP guest`);
-      }
-      snp = { report: r.report, ...(r.auxblob !== null ? { certTable: r.auxblob } : {}) };
+      snp = { report: r.report, ...(r.certTable !== null ? { certTable: r.certTable } : {}) };
     }
     const evidence: Evidence = {
       version: EVIDENCE_VERSION,

@@ -11,8 +11,8 @@
  * its REPORT_DATA and the attempt is discarded. Each attempt uses a fresh entry, removed in every
  * case.
  *
- * Not implemented yet: the `/dev/sev-guest` ioctl fallback (SNP_GET_EXT_REPORT) for kernels that
- * predate configfs-tsm (before 6.7). Such guests get SNP_TSM_UNAVAILABLE.
+ * Kernels that predate configfs-tsm (before 6.7) have no such tree: {@link tsmReportTreePresent}
+ * says so, and src/agent/snp-report.ts then asks `/dev/sev-guest` (src/agent/sev-guest.ts).
  */
 import { randomBytes } from 'node:crypto';
 import * as nodeFs from 'node:fs/promises';
@@ -36,6 +36,8 @@ export interface TsmFs {
   writeFile(path: string, data: Uint8Array | string): Promise<void>;
   readFile(path: string): Promise<Uint8Array>;
   rmdir(path: string): Promise<void>;
+  /** Fails ENOENT when `path` does not exist; optional (an emulated tree without it counts as present). */
+  stat?(path: string): Promise<unknown>;
 }
 
 const defaultFs: TsmFs = {
@@ -43,6 +45,7 @@ const defaultFs: TsmFs = {
   writeFile: (p, d) => nodeFs.writeFile(p, d),
   readFile: (p) => nodeFs.readFile(p),
   rmdir: (p) => nodeFs.rmdir(p),
+  stat: (p) => nodeFs.stat(p),
 };
 
 /** Inputs of {@link collectTsmReport}. */
@@ -100,6 +103,25 @@ function parseGeneration(b: Uint8Array, root: string): number {
   const s = text(b);
   if (!/^\d{1,15}$/.test(s)) throw new UnavailableError('SNP_TSM_UNAVAILABLE', `configfs-tsm under ${root}: generation is not a decimal counter: ${JSON.stringify(s.slice(0, 32))}`);
   return Number(s);
+}
+
+/**
+ * Whether the configfs-tsm report tree exists at `root` (default {@link TSM_REPORT_ROOT}). Absent
+ * (ENOENT, ENOTDIR) on kernels before 6.7, outside a confidential guest, or when configfs is not
+ * mounted. An injected `fs` without `stat` is an emulated tree the caller chose: present.
+ *
+ * @throws UnavailableError SNP_TSM_UNAVAILABLE (the tree cannot be looked at: no permission, another error)
+ */
+export async function tsmReportTreePresent(root: string = TSM_REPORT_ROOT, fs: TsmFs = defaultFs): Promise<boolean> {
+  if (fs.stat === undefined) return true;
+  try {
+    await fs.stat(root);
+    return true;
+  } catch (e) {
+    const code = errnoOf(e);
+    if (code === 'ENOENT' || code === 'ENOTDIR') return false;
+    throw unavailable(root, e, 'look up the report tree');
+  }
 }
 
 /**

@@ -15,7 +15,7 @@ import { artifactVerifyCommand, type ArtifactVerifyOptions } from './artifact.js
 import { eventlogReplayCommand, eventlogShowCommand } from './eventlog.js';
 import { imaReplayCommand, imaShowCommand } from './ima.js';
 import { policyLearnCommand, type PolicyLearnOptions } from './policy-learn.js';
-import { snpShowCommand, verifySnpCommand } from './snp.js';
+import { snpShowCommand, verifySnpCommand, type VerifySnpOptions } from './snp.js';
 
 const collect = (v: string, prev: string[]): string[] => [...prev, v];
 
@@ -60,14 +60,18 @@ export async function run(argv: readonly string[], io: CliIo): Promise<number> {
 
   verify
     .command('snp')
-    .description('verify the authenticity of an AMD SEV-SNP attestation report (signature, chain, CRL, TCB)')
-    .requiredOption('--report <file>', 'the 1184-byte report, raw or hex')
-    .requiredOption('--certs <path>', 'VCEK/VLEK, ASK/ASVK, ARK and CRL files or folders (repeatable)', collect, [])
+    .description('verify an AMD SEV-SNP attestation report (signature, chain, CRL, TCB) and, with --policy, appraise it')
+    .requiredOption('--report <file>', 'the 1184-byte report, raw or hex, or an extended report (the report followed by its certificate table)')
+    .option('--certs <path>', 'VCEK/VLEK, ASK/ASVK, ARK and CRL files, or trust directories of them (repeatable)', collect, [])
+    .option('--cert-table <file>', 'the certificate table (GUID table) from SNP_GET_EXT_REPORT or configfs-tsm auxblob')
     .option('--at <time>', 'verification time (ISO 8601; default now)')
-    .option('--allow-masked-chip-id', 'accept a report whose CHIP_ID is masked (recorded)')
-    .option('--allow-missing-crl', 'accept a chain without a CRL (recorded)')
+    .option('--policy <file>', "a vouch policy (YAML or JSON): appraise the report against its snp rules, which also decide the allowances")
+    .option('--report-data <hex>', 'the expected REPORT_DATA (64 bytes, 128 hex digits); required with a policy that has snp rules')
+    .option('--crl-max-age <seconds>', 'refuse a CRL whose thisUpdate is older than this (without --policy)')
+    .option('--allow-masked-chip-id', 'accept a report whose CHIP_ID is masked (recorded; without --policy)')
+    .option('--allow-missing-crl', 'accept a chain without a CRL (recorded; without --policy)')
     .option('--json', 'print the result as JSON')
-    .action(async (opts: { report: string; certs: string[]; at?: string; allowMaskedChipId?: boolean; allowMissingCrl?: boolean; json?: boolean }) => {
+    .action(async (opts: VerifySnpOptions) => {
       status = await verifySnpCommand(opts, io);
     });
 
@@ -119,7 +123,7 @@ export async function run(argv: readonly string[], io: CliIo): Promise<number> {
       .option('--no-eventlog', 'send no event log')
       .option('--ima-log <path>', 'IMA binary measurement list to send (new entries only)', '/sys/kernel/security/ima/binary_runtime_measurements')
       .option('--no-ima-log', 'send no IMA list')
-      .option('--snp', 'also send a SEV-SNP report from configfs-tsm (inside an SNP guest)')
+      .option('--snp', 'also send a SEV-SNP report (inside an SNP guest: configfs-tsm, or /dev/sev-guest on older kernels)')
       .option('--json', 'print outcomes as JSON lines');
   agentOpts(agent.command('start').description('enroll once, then attest on an interval')).action(async (opts: AgentOptions) => {
     status = await agentCommand(opts, io);

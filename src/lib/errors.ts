@@ -178,6 +178,10 @@ export const ERRORS = {
   SNP_COLLATERAL_MISLABELLED: spec('malformed', 400, 'a VCEK, certificate chain or CRL does not match the product, chip id or TCB it was requested or labelled for'),
   SNP_TSM_UNAVAILABLE: spec('unavailable', 503, 'configfs-tsm reports cannot be obtained (no /sys/kernel/config/tsm/report: kernel too old, not a confidential guest, configfs not mounted, or no permission)'),
   SNP_TSM_RACE: spec('unavailable', 503, 'another writer changed the configfs-tsm report entry (generation moved) on every attempt'),
+  SNP_GUEST_DEVICE_UNAVAILABLE: spec('unavailable', 503, '/dev/sev-guest cannot be used for SNP_GET_EXT_REPORT (no permission, not the sev-guest device, its VMPCK disabled, the kernel refused the request, or libc could not be loaded); the errno is named'),
+  SNP_GUEST_FIRMWARE_ERROR: spec('unavailable', 503, 'the AMD secure processor failed the SNP guest request, or MSG_REPORT_RSP.STATUS is not success (the firmware error code is named)'),
+  SNP_GUEST_VMM_ERROR: spec('unavailable', 503, 'the hypervisor failed the SNP guest request (VMM error in EXITINFO2: busy, a certificate buffer still too small after one retry, or another code, named)'),
+  SNP_REPORT_SOURCE_UNAVAILABLE: spec('unavailable', 503, 'no SEV-SNP report interface: neither configfs-tsm (/sys/kernel/config/tsm/report) nor /dev/sev-guest exists (not an SEV-SNP guest, or the sev-guest driver is not loaded)'),
   SNP_REPORT_DATA_MISMATCH: spec('verification-failed', 422, 'the report field REPORT_DATA is not the binding of the challenge nonce and the bound key'),
   POLICY_SNP_DEBUG: spec('policy-failed', 403, 'the guest policy allows debugging (POLICY.DEBUG) and the policy forbids it'),
   POLICY_SNP_MIGRATION_AGENT: spec('policy-failed', 403, 'the guest policy allows a migration agent (POLICY.MIGRATE_MA) and the policy forbids it'),
@@ -192,6 +196,8 @@ export const ERRORS = {
   POLICY_SNP_TCB: spec('policy-failed', 403, 'a component of the report field REPORTED_TCB is below the policy minimum, or its product layout is unknown'),
   POLICY_SNP_GUEST_SVN: spec('policy-failed', 403, 'the report field GUEST_SVN is below the policy minimum'),
   POLICY_SNP_PLATFORM_INFO: spec('policy-failed', 403, 'a flag of the report field PLATFORM_INFO is set where the policy forbids it, or clear where it requires it'),
+  SNP_CRL_TOO_OLD: spec('verification-failed', 422, "the AMD CRL's thisUpdate is older than the maximum CRL age at the verification time"),
+  SNP_REPORT_DATA_REQUIRED: spec('misuse', 400, 'the SEV-SNP rules check REPORT_DATA and no expected REPORT_DATA was given (vouch verify snp --report-data)'),
 
   // --- unavailable: TPM and TSS (native/, swtpm/) --------------------------------------------
   TSS_LIBRARY_UNAVAILABLE: spec('unavailable', 503, 'the tpm2-tss libraries could not be loaded'),

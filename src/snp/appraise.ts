@@ -9,7 +9,7 @@
  * GUEST_SVN → PLATFORM_INFO flags.
  */
 import { bytesEqual, toHex } from '../lib/bytes.js';
-import type { ErrorCode } from '../lib/errors.js';
+import { MisuseError, type ErrorCode } from '../lib/errors.js';
 import { failure, type Failure } from '../lib/failure.js';
 import { teeReportData } from '../evidence/binding.js';
 import { snpPolicyFlags, snpProductOfCpuid, snpTcbComponents, type SnpProduct, type SnpReport } from './abi.js';
@@ -21,6 +21,18 @@ export interface SnpBinding {
   /** DER SubjectPublicKeyInfo of the agent's bound key. */
   readonly boundKeySpki: Uint8Array;
 }
+
+/**
+ * The exact REPORT_DATA a report must carry, when the caller knows the value rather than the
+ * nonce and key it derives from (an offline check of a report made by another tool).
+ */
+export interface SnpExpectedReportData {
+  /** 64 bytes (ATTESTATION_REPORT.REPORT_DATA). */
+  readonly reportData: Uint8Array;
+}
+
+/** Size of ATTESTATION_REPORT.REPORT_DATA. */
+export const SNP_REPORT_DATA_SIZE = 64;
 
 /** Context that the report alone may not give. */
 export interface SnpAppraiseOptions {
@@ -64,24 +76,38 @@ function policyBit(out: Failure[], code: ErrorCode, bitName: string, bit: number
 }
 
 /**
- * Appraises a decoded report's claims against `rules` and `binding`. Returns every failure;
- * `ok` is true only when none was found. Never throws for a refusal.
+ * REPORT_DATA against the binding of a nonce and a key, or against an exact expected value.
+ * Returns the failure, if any.
  *
- * @throws MisuseError MISUSE_ARGUMENT when the nonce or the bound key is empty (from teeReportData)
+ * @throws MisuseError MISUSE_ARGUMENT when the nonce or the bound key is empty (from teeReportData), or an expected REPORT_DATA is not 64 bytes
  */
-export function appraiseSnp(report: SnpReport, rules: SnpPolicy, binding: SnpBinding, opts: SnpAppraiseOptions = {}): SnpAppraisal {
+export function snpReportDataFailures(report: Pick<SnpReport, 'reportData'>, binding: SnpBinding | SnpExpectedReportData): Failure[] {
+  const exact = 'reportData' in binding;
+  if (exact && binding.reportData.length !== SNP_REPORT_DATA_SIZE) {
+    throw new MisuseError('MISUSE_ARGUMENT', `the expected REPORT_DATA must be ${SNP_REPORT_DATA_SIZE} bytes`, { actual: `${binding.reportData.length} bytes` });
+  }
+  const expected = exact ? binding.reportData : teeReportData(binding.nonce, binding.boundKeySpki);
+  if (bytesEqual(expected, report.reportData)) return [];
+  return [failure('SNP_REPORT_DATA_MISMATCH', {
+    field: `${F}.REPORT_DATA`,
+    expected: toHex(expected),
+    actual: toHex(report.reportData),
+    message: exact ? 'report field REPORT_DATA is not the expected value' : 'report field REPORT_DATA is not the binding of the challenge nonce and the bound key',
+  })];
+}
+
+/**
+ * Appraises a decoded report's claims against `rules` and `binding` (the challenge nonce and
+ * bound key, or the exact expected REPORT_DATA). Returns every failure; `ok` is true only when
+ * none was found. Never throws for a refusal.
+ *
+ * @throws MisuseError MISUSE_ARGUMENT when the nonce or the bound key is empty (from teeReportData), or an expected REPORT_DATA is not 64 bytes
+ */
+export function appraiseSnp(report: SnpReport, rules: SnpPolicy, binding: SnpBinding | SnpExpectedReportData, opts: SnpAppraiseOptions = {}): SnpAppraisal {
   const out: Failure[] = [];
 
-  // 1. The binding to this challenge and this key.
-  const expected = teeReportData(binding.nonce, binding.boundKeySpki);
-  if (!bytesEqual(expected, report.reportData)) {
-    out.push(failure('SNP_REPORT_DATA_MISMATCH', {
-      field: `${F}.REPORT_DATA`,
-      expected: toHex(expected),
-      actual: toHex(report.reportData),
-      message: 'report field REPORT_DATA is not the binding of the challenge nonce and the bound key',
-    }));
-  }
+  // 1. The binding to this challenge and this key (or the exact value the caller expects).
+  out.push(...snpReportDataFailures(report, binding));
 
   // 2. Guest policy bits.
   const pf = snpPolicyFlags(report.policy);

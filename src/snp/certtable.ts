@@ -17,15 +17,29 @@ import { toHex } from '../lib/bytes.js';
 import { MisuseError } from '../lib/errors.js';
 import { Reader, Writer } from '../lib/reader.js';
 
-/** GUIDs of the certificate table entries. */
+/**
+ * GUIDs of the certificate table entries (GHCB specification, "SNP Extended Guest Request",
+ * certificate GUIDs).
+ *
+ * The specification defines no GUID of its own for the ASVK (the AMD SEV VLEK signing key that
+ * issues VLEKs): a host that provisions a VLEK puts the ASVK under the ASK GUID, and the entry is
+ * told apart by who it issued (go-sev-guest `abi.AskGUID`: "Used for the ASVK as well"; virtee
+ * snphost treats the ASVK as the ASK in the table for the same reason). So the `ask` entry holds
+ * the ASK of a VCEK table and the ASVK of a VLEK table; {@link snpCertTableChain} names it by
+ * the signer.
+ */
 export const SNP_CERT_GUID = {
   vcek: '63da758d-e664-4564-adc5-f4b93be8accd',
   vlek: 'a8074bc2-a25a-483e-aae6-39c045a0b8a1',
+  /** The ASK, or the ASVK in a table whose signing key is a VLEK. */
   ask: '4ab7b379-bbac-4fe4-a02f-05aef327c782',
   ark: 'c0b406a4-a803-4952-9743-3fb6014cd0ae',
   crl: '92f81bc3-5811-4d3d-97ff-d19f88dc67ea',
 } as const;
 export type SnpCertKind = keyof typeof SNP_CERT_GUID;
+
+/** The table entry that carries the ASVK: the ASK GUID (see {@link SNP_CERT_GUID}). */
+export const SNP_ASVK_GUID: string = SNP_CERT_GUID.ask;
 
 /** Entries accepted at most: far more than any host supplies, small enough to bound the work. */
 export const SNP_CERT_TABLE_MAX_ENTRIES = 64;
@@ -124,4 +138,41 @@ export function encodeSnpCertTable(entries: readonly { readonly guid: string; re
 /** The data of the entry of `kind`, if the table has one. */
 export function snpCertTableGet(entries: readonly SnpCertTableEntry[], kind: SnpCertKind): Uint8Array | undefined {
   return entries.find((e) => e.kind === kind)?.data;
+}
+
+/** The entries of one signer's chain in a table; each absent when the table lacks it or it is empty. */
+export interface SnpCertTableChain {
+  readonly signer: 'vcek' | 'vlek';
+  /** The VCEK or the VLEK, as the signer says. */
+  readonly leaf?: Uint8Array;
+  /** The ASK (VCEK) or the ASVK (VLEK): the data of the ASK GUID entry either way. */
+  readonly ask?: Uint8Array;
+  readonly asvk?: Uint8Array;
+  readonly ark?: Uint8Array;
+  readonly crl?: Uint8Array;
+}
+
+/**
+ * The certificates of `signer`'s chain in a table: the VCEK with the ASK, or the VLEK with the
+ * ASVK (from the ASK GUID entry), the ARK and the CRL. `signer` comes from the report
+ * (SIGNING_KEY), so a table that carries both a VCEK and a VLEK gives the one that signed.
+ * Zero-length entries count as absent (a host without cached certificates leaves them empty).
+ * Nothing here is trusted: the caller verifies the chain.
+ */
+export function snpCertTableChain(entries: readonly SnpCertTableEntry[], signer: 'vcek' | 'vlek'): SnpCertTableChain {
+  const get = (kind: SnpCertKind): Uint8Array | undefined => {
+    const d = snpCertTableGet(entries, kind);
+    return d !== undefined && d.length > 0 ? d : undefined;
+  };
+  const leaf = get(signer);
+  const mid = get('ask');
+  const ark = get('ark');
+  const crl = get('crl');
+  return {
+    signer,
+    ...(leaf !== undefined ? { leaf } : {}),
+    ...(mid !== undefined ? (signer === 'vcek' ? { ask: mid } : { asvk: mid }) : {}),
+    ...(ark !== undefined ? { ark } : {}),
+    ...(crl !== undefined ? { crl } : {}),
+  };
 }

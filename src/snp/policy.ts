@@ -23,7 +23,12 @@
  *   platformInfo: { smtEnabled: forbidden, tsmeEnabled: required }   # or any
  *   allowMaskedChipId: false
  *   allowMissingCrl: false
+ *   crlMaxAgeSeconds: 604800       # optional: refuse a CRL issued longer ago than this
  * ```
+ *
+ * `crlMaxAgeSeconds` is the one optional rule. It was added after policies with an `snp`
+ * section were in use; absent, a CRL is bounded by its own thisUpdate..nextUpdate window
+ * exactly as before, so leaving it out keeps the earlier check and does not disable one.
  */
 import { Type, type Static } from '@sinclair/typebox';
 
@@ -39,6 +44,9 @@ function hexBytes(size: number) {
 function allowedHex(size: number) {
   return Type.Union([Type.Literal('any'), Type.Array(hexBytes(size), { minItems: 1, maxItems: 4096, uniqueItems: true })]);
 }
+
+/** The largest `crlMaxAgeSeconds` a policy may set: ten years. */
+export const SNP_CRL_MAX_AGE_LIMIT_SECONDS = 10 * 365 * 24 * 3600;
 
 const Permission = Type.Union([Type.Literal('forbidden'), Type.Literal('allowed')]);
 /** A platform flag: must be clear, must be set, or either. */
@@ -114,6 +122,12 @@ export const SnpPolicySchema = Type.Object(
     allowMaskedChipId: Type.Boolean(),
     /** Accept the absence of an AMD CRL (verification then skips revocation). */
     allowMissingCrl: Type.Boolean(),
+    /**
+     * Maximum age of the AMD CRL in seconds: a CRL whose thisUpdate is further than this before
+     * the verification time is refused (SNP_CRL_TOO_OLD), even inside its nextUpdate. Optional
+     * (see above); absent means the CRL's own window only. At most ten years.
+     */
+    crlMaxAgeSeconds: Type.Optional(Type.Integer({ minimum: 1, maximum: SNP_CRL_MAX_AGE_LIMIT_SECONDS })),
   },
   { additionalProperties: false },
 );
@@ -122,6 +136,12 @@ export const SnpPolicySchema = Type.Object(
 export type SnpPolicy = Static<typeof SnpPolicySchema>;
 
 /** The options of verifySnpReport that the `snp` section decides. */
-export function snpVerifyAllowances(rules: Pick<SnpPolicy, 'allowMaskedChipId' | 'allowMissingCrl'>): { allowMaskedChipId: boolean; allowMissingCrl: boolean } {
-  return { allowMaskedChipId: rules.allowMaskedChipId, allowMissingCrl: rules.allowMissingCrl };
+export function snpVerifyAllowances(
+  rules: Pick<SnpPolicy, 'allowMaskedChipId' | 'allowMissingCrl' | 'crlMaxAgeSeconds'>,
+): { allowMaskedChipId: boolean; allowMissingCrl: boolean; crlMaxAgeSeconds?: number } {
+  return {
+    allowMaskedChipId: rules.allowMaskedChipId,
+    allowMissingCrl: rules.allowMissingCrl,
+    ...(rules.crlMaxAgeSeconds !== undefined ? { crlMaxAgeSeconds: rules.crlMaxAgeSeconds } : {}),
+  };
 }

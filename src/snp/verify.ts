@@ -5,8 +5,9 @@
  * signed bytes → the chain VCEK → ASK → ARK (or VLEK → ASVK → ARK): RSA-PSS SHA-384 over each
  * exact TBS, validity at the injected time, the ARK pinned by SHA-256 fingerprint → the
  * VCEK/VLEK extensions against the report (product, hwID = CHIP_ID, TCB = REPORTED_TCB) →
- * revocation of the ASK/ASVK by the AMD CRL. Every failure is returned as a value; the result
- * records each allowance that was used. Nothing here reads the clock or the network.
+ * revocation of the ASK/ASVK by the AMD CRL, and the CRL's age when a maximum is set. Every
+ * failure is returned as a value; the result records each allowance that was used and the CRL
+ * that was checked. Nothing here reads the clock or the network.
  */
 import 'reflect-metadata';
 import { constants, createHash, verify as cryptoVerify } from 'node:crypto';
@@ -49,6 +50,12 @@ export interface SnpVerifyOptions {
   readonly allowMaskedChipId?: boolean;
   /** Accept the absence of a CRL: revocation is then not checked. */
   readonly allowMissingCrl?: boolean;
+  /**
+   * Refuse a CRL whose thisUpdate is more than this many seconds before `now`
+   * (SNP_CRL_TOO_OLD), even while it is before its nextUpdate. Absent: only the CRL's own
+   * thisUpdate..nextUpdate window bounds it. A positive whole number.
+   */
+  readonly crlMaxAgeSeconds?: number;
   /**
    * ARK fingerprints (SHA-256 of the DER, hex) trusted, with their product. Defaults to
    * {@link AMD_ARK_FINGERPRINTS}; replace only for test-only roots.
@@ -111,6 +118,18 @@ export class SnpVerifyCache {
 /** An allowance that made a check pass or be skipped instead of failing. */
 export type SnpAllowance = 'maskedChipId' | 'missingCrl';
 
+/** The CRL a verification used, as recorded in its result. */
+export interface SnpCrlUsed {
+  /** tbsCertList.thisUpdate (ISO 8601). */
+  readonly thisUpdate: string;
+  /** tbsCertList.nextUpdate (ISO 8601), when the CRL has one. */
+  readonly nextUpdate?: string;
+  /** Seconds from thisUpdate to the verification time. */
+  readonly ageSeconds: number;
+  /** The maximum age that was applied, when one was. */
+  readonly maxAgeSeconds?: number;
+}
+
 /** The result: `ok` only when no check failed. */
 export interface SnpVerification {
   readonly ok: boolean;
@@ -122,6 +141,8 @@ export interface SnpVerification {
   readonly signer: 'vcek' | 'vlek';
   /** The product of the pinned ARK, when the ARK was pinned. */
   readonly product?: SnpProduct;
+  /** The CRL that was checked, when one was supplied and parsed. */
+  readonly crl?: SnpCrlUsed;
 }
 
 const PSS_OID = '1.2.840.113549.1.1.10';
@@ -208,6 +229,9 @@ function normSerial(s: string): string {
 
 interface CrlCheck {
   readonly failures: Failure[];
+  /** Failures of the maximum-age check, kept apart so it is its own check. */
+  readonly ageFailures: Failure[];
+  readonly used?: SnpCrlUsed;
 }
 
 /** Parses the CRL and checks its signature with the ARK (the time-independent part). */
@@ -233,11 +257,15 @@ function parseAndCheckCrl(crlDer: Uint8Array, ark: EkCertificate): CheckedCrl {
   return { crl, sigOk };
 }
 
-/** Verifies the CRL with the ARK at `now` and looks up the intermediate's serial. */
-function checkCrl(crlDer: Uint8Array, ark: EkCertificate, intermediate: EkCertificate, now: Date, cache: SnpVerifyCache | undefined): CrlCheck {
+/**
+ * Verifies the CRL with the ARK at `now`, applies the maximum age, and looks up the
+ * intermediate's serial.
+ */
+function checkCrl(crlDer: Uint8Array, ark: EkCertificate, intermediate: EkCertificate, now: Date, maxAgeSeconds: number | undefined, cache: SnpVerifyCache | undefined): CrlCheck {
   const failures: Failure[] = [];
+  const ageFailures: Failure[] = [];
   const checked = cache === undefined ? parseAndCheckCrl(crlDer, ark) : cache.crl(crlDer, ark, () => parseAndCheckCrl(crlDer, ark));
-  if (checked.parseFailure !== undefined || checked.crl === undefined) return { failures: [checked.parseFailure ?? failure('SNP_CERT_MALFORMED', { field: 'crl' })] };
+  if (checked.parseFailure !== undefined || checked.crl === undefined) return { failures: [checked.parseFailure ?? failure('SNP_CERT_MALFORMED', { field: 'crl' })], ageFailures };
   const crl = checked.crl;
   const sigOk = checked.sigOk;
   if (!sigOk) failures.push(failure('SNP_CRL_INVALID', { field: 'crl.signatureValue', message: 'the CRL is not signed by the ARK with RSASSA-PSS SHA-384' }));
@@ -250,13 +278,30 @@ function checkCrl(crlDer: Uint8Array, ark: EkCertificate, intermediate: EkCertif
       message: 'the CRL is not current at the verification time',
     }));
   }
+  // A CRL inside its own window can still be older than the relying party accepts: thisUpdate
+  // says when AMD last stated the revocation status (RFC 5280 §5.1.2.4).
+  const ageSeconds = Math.floor((t - crl.thisUpdate.getTime()) / 1000);
+  if (maxAgeSeconds !== undefined && ageSeconds > maxAgeSeconds) {
+    ageFailures.push(failure('SNP_CRL_TOO_OLD', {
+      field: 'crl.tbsCertList.thisUpdate',
+      expected: `>= ${new Date(t - maxAgeSeconds * 1000).toISOString()} (at most ${maxAgeSeconds} s before ${now.toISOString()})`,
+      actual: crl.thisUpdate.toISOString(),
+      message: `the CRL was issued ${ageSeconds} s before the verification time, more than the maximum CRL age of ${maxAgeSeconds} s`,
+    }));
+  }
+  const used: SnpCrlUsed = {
+    thisUpdate: crl.thisUpdate.toISOString(),
+    ...(crl.nextUpdate !== undefined ? { nextUpdate: crl.nextUpdate.toISOString() } : {}),
+    ageSeconds,
+    ...(maxAgeSeconds !== undefined ? { maxAgeSeconds } : {}),
+  };
   if (sigOk) {
     const serial = normSerial(intermediate.serial);
     if (crl.entries.some((e) => normSerial(e.serialNumber) === serial)) {
       failures.push(failure('SNP_REVOKED', { field: 'chain[1].tbsCertificate.serialNumber', actual: intermediate.serial, message: `the intermediate ${intermediate.subject} (serial ${intermediate.serial}) is revoked` }));
     }
   }
-  return { failures };
+  return { failures, ageFailures, used };
 }
 
 /**
@@ -269,6 +314,9 @@ export function verifySnpReport(report: DecodedSnpReport, opts: SnpVerifyOptions
   if ((opts.vcek === undefined) === (opts.vlek === undefined)) throw new MisuseError('MISUSE_ARGUMENT', 'give exactly one of vcek and vlek');
   if ((opts.ask === undefined) === (opts.asvk === undefined)) throw new MisuseError('MISUSE_ARGUMENT', 'give exactly one of ask and asvk');
   if (!(opts.now instanceof Date) || Number.isNaN(opts.now.getTime())) throw new MisuseError('MISUSE_ARGUMENT', 'now must be a valid Date');
+  if (opts.crlMaxAgeSeconds !== undefined && (!Number.isSafeInteger(opts.crlMaxAgeSeconds) || opts.crlMaxAgeSeconds < 1)) {
+    throw new MisuseError('MISUSE_ARGUMENT', 'crlMaxAgeSeconds must be a positive whole number of seconds', { actual: String(opts.crlMaxAgeSeconds) });
+  }
   const signer: 'vcek' | 'vlek' = opts.vcek !== undefined ? 'vcek' : 'vlek';
   const checks: CheckOutcome[] = [];
   const failures: Failure[] = [];
@@ -384,16 +432,37 @@ export function verifySnpReport(report: DecodedSnpReport, opts: SnpVerifyOptions
     skip('certificate.tcb', 'the signing certificate did not parse');
   }
 
-  // 6. Revocation.
+  // 6. Revocation, and the CRL's age when a maximum is set.
+  let crlUsed: SnpCrlUsed | undefined;
   if (opts.crl !== undefined) {
-    if (ark !== undefined && mid !== undefined) run('crl', checkCrl(opts.crl, ark.cert, mid.cert, opts.now, opts.cache).failures);
-    else skip('crl', 'a certificate did not parse');
+    if (ark !== undefined && mid !== undefined) {
+      const c = checkCrl(opts.crl, ark.cert, mid.cert, opts.now, opts.crlMaxAgeSeconds, opts.cache);
+      run('crl', c.failures);
+      crlUsed = c.used;
+      if (opts.crlMaxAgeSeconds !== undefined) {
+        if (c.used !== undefined) run('crl.maxAge', c.ageFailures);
+        else skip('crl.maxAge', 'the CRL did not parse');
+      }
+    } else {
+      skip('crl', 'a certificate did not parse');
+      if (opts.crlMaxAgeSeconds !== undefined) skip('crl.maxAge', 'a certificate did not parse');
+    }
   } else if (opts.allowMissingCrl === true) {
     allowancesUsed.push('missingCrl');
     skip('crl', 'no CRL supplied; allowed by allowMissingCrl');
+    if (opts.crlMaxAgeSeconds !== undefined) skip('crl.maxAge', 'no CRL supplied; allowed by allowMissingCrl');
   } else {
     run('crl', [failure('SNP_CRL_MISSING', { field: 'crl' })]);
+    if (opts.crlMaxAgeSeconds !== undefined) skip('crl.maxAge', 'no CRL supplied');
   }
 
-  return { ok: failures.length === 0, checks, failures, allowancesUsed, signer, ...(product !== undefined ? { product } : {}) };
+  return {
+    ok: failures.length === 0,
+    checks,
+    failures,
+    allowancesUsed,
+    signer,
+    ...(product !== undefined ? { product } : {}),
+    ...(crlUsed !== undefined ? { crl: crlUsed } : {}),
+  };
 }

@@ -7,8 +7,9 @@
  *
  * Behaviour emulated: `mkdir` makes an entry (generation 0); each write of `inblob` or `privlevel`
  * bumps `generation`; `outblob` is the report for the current inblob/privlevel; `provider` names
- * the driver; `rmdir` removes the entry. Options simulate a concurrent writer (the generation and
- * inblob change while the blobs are read), a missing tree, and failing reads.
+ * the driver; `rmdir` removes the entry; `stat` finds the root unless the tree is absent. Options
+ * simulate a concurrent writer (the generation and inblob change while the blobs are read), a
+ * missing tree, and failing reads.
  */
 import { sign } from 'node:crypto';
 import { posix } from 'node:path';
@@ -151,6 +152,15 @@ export class FakeTsm implements TsmFs {
     const e = this.#entries.get(name);
     if (e === undefined) throw fsError('ENOENT', op, path);
     return e;
+  }
+
+  /** Succeeds for the root and for paths in live entries; ENOENT otherwise, and always when the tree is absent. */
+  async stat(path: string): Promise<unknown> {
+    const p = posix.normalize(path);
+    if (this.#opts.present !== false && p === this.root) return {};
+    const { entry } = this.#locate('stat', path);
+    this.#entry('stat', path, entry);
+    return {};
   }
 
   async mkdir(path: string): Promise<unknown> {

@@ -10,7 +10,7 @@ import { testSnpChain } from '../../attestation-fixtures/snp/index.js';
 import { teeReportData } from '../../src/evidence/binding.js';
 import { toHex } from '../../src/lib/bytes.js';
 import { decodeSnpReport, type DecodedSnpReport, type SnpReport } from '../../src/snp/abi.js';
-import { appraiseSnp } from '../../src/snp/appraise.js';
+import { appraiseSnp, snpReportDataFailures } from '../../src/snp/appraise.js';
 import { parseSnpCertificate } from '../../src/snp/certs.js';
 import { SnpPolicySchema, snpVerifyAllowances, type SnpPolicy } from '../../src/snp/policy.js';
 import { verifySnpReport } from '../../src/snp/verify.js';
@@ -264,5 +264,20 @@ describe('SnpPolicySchema', () => {
     expect(Value.Check(SnpPolicySchema, pinned({ minGuestSvn: -1 }))).toBe(false);
     expect(Value.Check(SnpPolicySchema, pinned({ minTcb: { bootLoader: 256, tee: 0, snp: 0, microcode: 0 } }))).toBe(false);
     expect(Value.Check(SnpPolicySchema, pinned({ debug: 'any' as never }))).toBe(false);
+  });
+});
+
+describe('REPORT_DATA against an exact expected value (offline checks)', () => {
+  it('equal passes; different is SNP_REPORT_DATA_MISMATCH with both values; not 64 bytes is misuse', () => {
+    const rep = report();
+    expect(snpReportDataFailures(rep, { reportData: rep.reportData })).toEqual([]);
+    const other = new Uint8Array(64).fill(1);
+    expect(snpReportDataFailures(rep, { reportData: other })).toEqual([
+      expect.objectContaining({ code: 'SNP_REPORT_DATA_MISMATCH', field: 'ATTESTATION_REPORT.REPORT_DATA', expected: toHex(other), actual: toHex(rep.reportData) }),
+    ]);
+    expect(() => snpReportDataFailures(rep, { reportData: new Uint8Array(32) })).toThrowError(expect.objectContaining({ code: 'MISUSE_ARGUMENT' }));
+    // appraiseSnp takes the exact value in place of the nonce and key.
+    expect(appraiseSnp(rep, pinned(), { reportData: rep.reportData }).ok).toBe(true);
+    expect(appraiseSnp(rep, pinned(), { reportData: other }).failures.map((f) => f.code)).toEqual(['SNP_REPORT_DATA_MISMATCH']);
   });
 });
