@@ -418,19 +418,26 @@ export class SqliteStore implements Store {
     /** Consumption for a recorded attestation, which needs only the verdict (not the record). */
     const consumeForCommit = (id: string, nodeId: string, now: number): { ok: true } | { ok: false; reason: ChallengeRefusal } => {
       if (consumeGuarded.run(now, id, nodeId, now).changes === 1) return { ok: true };
-      // Nothing changed: classify as consumeRaw does (its update cannot apply either).
-      const r = consumeRaw(id, nodeId, now);
-      return r.ok ? { ok: false, reason: 'consumed' } : r;
+      // Nothing changed: say why, in consumeRaw's order, without writing anything.
+      const c = usableChallenge(id, nodeId, now);
+      return 'reason' in c ? { ok: false, reason: c.reason } : { ok: false, reason: 'consumed' };
+    };
+
+    /** The challenge if `nodeId` may consume it at `now`, else why not (unknown → wrong node → consumed → expired). */
+    const usableChallenge = (id: string, nodeId: string, now: number): ChallengeRecord | { reason: ChallengeRefusal } => {
+      const row = selectChallenge.get(id) as Row | undefined;
+      if (row === undefined) return { reason: 'unknown' };
+      const c = challengeFromRow(row);
+      // A challenge of another node is not burnt by the attempt: its owner may still use it.
+      if (c.nodeId !== nodeId) return { reason: 'wrong-node' };
+      if (c.consumedAt !== null) return { reason: 'consumed' };
+      if (now >= c.expiresAt) return { reason: 'expired' };
+      return c;
     };
 
     const consumeRaw = (id: string, nodeId: string, now: number): ConsumeChallengeResult => {
-      const row = selectChallenge.get(id) as Row | undefined;
-      if (row === undefined) return { ok: false, reason: 'unknown' };
-      const c = challengeFromRow(row);
-      // A challenge of another node is not burnt by the attempt: its owner may still use it.
-      if (c.nodeId !== nodeId) return { ok: false, reason: 'wrong-node' };
-      if (c.consumedAt !== null) return { ok: false, reason: 'consumed' };
-      if (now >= c.expiresAt) return { ok: false, reason: 'expired' };
+      const c = usableChallenge(id, nodeId, now);
+      if ('reason' in c) return { ok: false, reason: c.reason };
       // The guard on consumed_at makes the update itself single-use, even outside a transaction.
       if (markConsumed.run(now, id).changes !== 1) return { ok: false, reason: 'consumed' };
       return { ok: true, challenge: { ...c, consumedAt: now } };
