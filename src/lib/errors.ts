@@ -178,6 +178,8 @@ export const ERRORS = {
   SNP_COLLATERAL_MISLABELLED: spec('malformed', 400, 'a VCEK, certificate chain or CRL does not match the product, chip id or TCB it was requested or labelled for'),
   SNP_TSM_UNAVAILABLE: spec('unavailable', 503, 'configfs-tsm reports cannot be obtained (no /sys/kernel/config/tsm/report: kernel too old, not a confidential guest, configfs not mounted, or no permission)'),
   SNP_TSM_RACE: spec('unavailable', 503, 'another writer changed the configfs-tsm report entry (generation moved) on every attempt'),
+  TDX_TSM_PROVIDER: spec('unavailable', 503, 'the configfs-tsm provider is not tdx_guest: this is not a TDX guest'),
+  TDX_CCEL_UNAVAILABLE: spec('unavailable', 503, 'the CCEL event log (ACPI table and log area) cannot be read, or only one of the two exists'),
   SNP_GUEST_DEVICE_UNAVAILABLE: spec('unavailable', 503, '/dev/sev-guest cannot be used for SNP_GET_EXT_REPORT (no permission, not the sev-guest device, its VMPCK disabled, the kernel refused the request, or libc could not be loaded); the errno is named'),
   SNP_GUEST_FIRMWARE_ERROR: spec('unavailable', 503, 'the AMD secure processor failed the SNP guest request, or MSG_REPORT_RSP.STATUS is not success (the firmware error code is named)'),
   SNP_GUEST_VMM_ERROR: spec('unavailable', 503, 'the hypervisor failed the SNP guest request (VMM error in EXITINFO2: busy, a certificate buffer still too small after one retry, or another code, named)'),
