@@ -9,7 +9,7 @@ import { Command, CommanderError } from 'commander';
 import { isVouchError, MisuseError, type VouchError } from '../lib/errors.js';
 import { verifyTpmQuoteCommand, type VerifyTpmQuoteOptions } from './verify-tpm-quote.js';
 import { tpmInfoCommand } from './tpm-info.js';
-import { verifierStartCommand, type VerifierStartOptions } from './verifier.js';
+import { verifierStartCommand, withSnpKdsOptions, type VerifierStartOptions } from './verifier.js';
 import { agentCommand, type AgentOptions } from './agent.js';
 import { artifactVerifyCommand, type ArtifactVerifyOptions } from './artifact.js';
 import { eventlogReplayCommand, eventlogShowCommand } from './eventlog.js';
@@ -95,7 +95,7 @@ export async function run(argv: readonly string[], io: CliIo): Promise<number> {
     });
 
   const verifier = program.command('verifier').description('the verifier service');
-  verifier
+  withSnpKdsOptions(verifier
     .command('start')
     .description('run the verifier in the foreground until SIGINT/SIGTERM')
     .option('--data-dir <dir>', 'database and signing key', '.vouch/verifier')
@@ -106,7 +106,7 @@ export async function run(argv: readonly string[], io: CliIo): Promise<number> {
     .option('--allow-no-ek-cert', 'enroll TPMs without an EK certificate (weaker: trust on first use)')
     .option('--challenge-ttl <seconds>', 'challenge lifetime', '60')
     .option('--rate-limit <n>', 'enrollment and challenge requests per client per minute', '120')
-    .option('--log-level <level>', 'silent | error | warn | info | debug', 'info')
+    .option('--log-level <level>', 'silent | error | warn | info | debug', 'info'))
     .action(async (opts: VerifierStartOptions) => {
       status = await verifierStartCommand(opts, io);
     });

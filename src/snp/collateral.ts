@@ -102,6 +102,15 @@ export interface KdsCrl {
   readonly nextUpdate: Date;
 }
 
+/** Where a piece of collateral came from: the client's cache (filled by KDS or a bundle), or KDS just now. */
+export type KdsSource = 'kds-cache' | 'kds';
+
+/** Collateral with where it came from. */
+export interface KdsSourced<T> {
+  readonly value: T;
+  readonly source: KdsSource;
+}
+
 /** Options of {@link KdsClient}. */
 export interface KdsClientOptions {
   /** The network; absent = offline (cache and imported bundles only). */
@@ -564,6 +573,8 @@ export class KdsClient {
   readonly #clock: () => Date;
   readonly #baseUrl: string;
   readonly #store: CollateralStore;
+  /** Requests in flight by URL: concurrent attestations of one fleet share one KDS request. */
+  readonly #inFlight = new Map<string, Promise<Uint8Array>>();
   #retryAt: Date | undefined;
 
   constructor(options: KdsClientOptions) {
@@ -586,20 +597,38 @@ export class KdsClient {
    *   SNP_KDS_MALFORMED, ParseError SNP_COLLATERAL_MISLABELLED
    */
   async vcek(product: SnpProduct, chipId: Uint8Array, tcb: SnpTcb): Promise<Uint8Array> {
+    return (await this.vcekWithSource(product, chipId, tcb)).value;
+  }
+
+  /** {@link KdsClient.vcek}, saying whether the cache or KDS answered. */
+  async vcekWithSource(product: SnpProduct, chipId: Uint8Array, tcb: SnpTcb): Promise<KdsSourced<Uint8Array>> {
     const p = checkProduct(product);
     const t = checkTcb(p, tcb);
     const hwId = kdsHwId(p, chipId);
-    const rel = cachePath.vcek(p, hwId, t);
-    const cached = await this.#store.get(rel);
-    if (cached !== undefined) {
-      checkVcek(cached, p, hwId, t, `cached VCEK ${rel}`);
-      return cached;
-    }
+    const cached = await this.#cachedVcek(p, hwId, t);
+    if (cached !== undefined) return { value: cached, source: 'kds-cache' };
     const url = kdsVcekUrl(this.#baseUrl, p, hwId, t);
     const body = await this.#get(url);
     checkVcek(body, p, hwId, t, `the VCEK from ${url}`);
-    await this.#store.put(rel, body);
-    return body;
+    await this.#store.put(cachePath.vcek(p, hwId, t), body);
+    return { value: body, source: 'kds' };
+  }
+
+  /**
+   * The cached VCEK of `chipId` at `tcb`, or undefined; never asks KDS. Lets a caller that does
+   * not know the product look in the cache under every candidate before asking KDS at all.
+   * @throws as {@link KdsClient.vcek}, except the KDS errors
+   */
+  async cachedVcek(product: SnpProduct, chipId: Uint8Array, tcb: SnpTcb): Promise<Uint8Array | undefined> {
+    const p = checkProduct(product);
+    return this.#cachedVcek(p, kdsHwId(p, chipId), checkTcb(p, tcb));
+  }
+
+  async #cachedVcek(p: SnpProduct, hwId: Uint8Array, t: SnpTcb): Promise<Uint8Array | undefined> {
+    const rel = cachePath.vcek(p, hwId, t);
+    const cached = await this.#store.get(rel);
+    if (cached !== undefined) checkVcek(cached, p, hwId, t, `cached VCEK ${rel}`);
+    return cached;
   }
 
   /**
@@ -607,16 +636,21 @@ export class KdsClient {
    * @throws as {@link KdsClient.vcek}
    */
   async certChain(product: SnpProduct, kind: KdsKeyKind): Promise<KdsCertChain> {
+    return (await this.certChainWithSource(product, kind)).value;
+  }
+
+  /** {@link KdsClient.certChain}, saying whether the cache or KDS answered. */
+  async certChainWithSource(product: SnpProduct, kind: KdsKeyKind): Promise<KdsSourced<KdsCertChain>> {
     const p = checkProduct(product);
     const k = checkKind(kind);
     const rel = cachePath.chain(p, k);
     const cached = await this.#store.get(rel);
-    if (cached !== undefined) return checkChain(cached, p, k, `cached chain ${rel}`);
+    if (cached !== undefined) return { value: checkChain(cached, p, k, `cached chain ${rel}`), source: 'kds-cache' };
     const url = kdsCertChainUrl(this.#baseUrl, p, k);
     const body = await this.#get(url);
     const chain = checkChain(body, p, k, `the chain from ${url}`);
     await this.#store.put(rel, body);
-    return chain;
+    return { value: chain, source: 'kds' };
   }
 
   /**
@@ -627,12 +661,17 @@ export class KdsClient {
    * @throws as {@link KdsClient.vcek}
    */
   async crl(product: SnpProduct, kind: KdsKeyKind): Promise<KdsCrl> {
+    return (await this.crlWithSource(product, kind)).value;
+  }
+
+  /** {@link KdsClient.crl}, saying whether the cache or KDS answered. */
+  async crlWithSource(product: SnpProduct, kind: KdsKeyKind): Promise<KdsSourced<KdsCrl>> {
     const p = checkProduct(product);
     const k = checkKind(kind);
     const rel = cachePath.crl(p, k);
     const cachedBytes = await this.#store.get(rel);
     const cached = cachedBytes === undefined ? undefined : checkCrl(cachedBytes, p, `cached CRL ${rel}`);
-    if (cached !== undefined && this.#clock().getTime() < cached.nextUpdate.getTime()) return cached;
+    if (cached !== undefined && this.#clock().getTime() < cached.nextUpdate.getTime()) return { value: cached, source: 'kds-cache' };
     const url = kdsCrlUrl(this.#baseUrl, p, k);
     const body = await this.#get(url);
     const fresh = checkCrl(body, p, `the CRL from ${url}`);
@@ -640,7 +679,7 @@ export class KdsClient {
       throw kdsMalformed(`the CRL from ${url} (thisUpdate ${fresh.thisUpdate.toISOString()}) is older than the cached one`, 'crl.thisUpdate');
     }
     await this.#store.put(rel, body);
-    return fresh;
+    return { value: fresh, source: 'kds' };
   }
 
   /**
@@ -760,8 +799,19 @@ export class KdsClient {
     return out;
   }
 
-  /** GET through the fetcher, honouring a pending Retry-After; only a 200 body is returned. */
+  /**
+   * GET through the fetcher, honouring a pending Retry-After; only a 200 body is returned.
+   * Concurrent requests for one URL share the first one's answer (or error).
+   */
   async #get(url: string): Promise<Uint8Array> {
+    const pending = this.#inFlight.get(url);
+    if (pending !== undefined) return pending;
+    const p = this.#request(url).finally(() => this.#inFlight.delete(url));
+    this.#inFlight.set(url, p);
+    return p;
+  }
+
+  async #request(url: string): Promise<Uint8Array> {
     if (this.#fetcher === undefined) throw kdsUnavailable(`offline: ${url} is not in the collateral cache`);
     const now = this.#clock();
     if (this.#retryAt !== undefined) {

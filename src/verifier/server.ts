@@ -4,6 +4,7 @@
  * in app.ts.
  */
 import { readFile } from 'node:fs/promises';
+import { join } from 'node:path';
 import type { FastifyInstance } from 'fastify';
 import { MisuseError } from '../lib/errors.js';
 import { trustStoreFromCerts, loadTrustDirectory, type EkCertificate } from '../tpm/ek/index.js';
@@ -12,7 +13,8 @@ import { ArtifactSigner } from '../artifact/index.js';
 import { SqliteStore } from '../store/index.js';
 import { buildApp } from './app.js';
 import { VerifierService, defaultRandom } from './service.js';
-import type { SnpProduct } from '../snp/collateral.js';
+import { KdsClient, defaultFetcher, type BundleImportSummary, type Fetcher, type SnpProduct } from '../snp/collateral.js';
+import type { SnpKdsSettings } from './snp-collateral.js';
 
 /** Everything a verifier process is configured with. */
 export interface ServerConfig {
@@ -29,8 +31,49 @@ export interface ServerConfig {
   readonly challengeTtlSeconds: number;
   readonly rateLimitPerMinute: number;
   readonly logLevel: 'silent' | 'error' | 'warn' | 'info' | 'debug';
-  /** SEV-SNP trust beyond the defaults (AMD's pinned ARKs): extra pinned ARKs, CRLs. */
-  readonly snp?: { readonly pinnedArks?: Readonly<Record<string, SnpProduct>>; readonly crls?: readonly Uint8Array[] };
+  /**
+   * SEV-SNP trust beyond the defaults (AMD's pinned ARKs): extra pinned ARKs, CRLs, and AMD KDS
+   * for the collateral a report's certificate table lacks (absent: the table and `crls` only).
+   */
+  readonly snp?: {
+    readonly pinnedArks?: Readonly<Record<string, SnpProduct>>;
+    readonly crls?: readonly Uint8Array[];
+    readonly kds?: SnpKdsConfig;
+  };
+}
+
+/**
+ * AMD KDS for SEV-SNP collateral: the VCEK by CHIP_ID and REPORTED_TCB, the ASK/ARK chain and the
+ * CRL, kept in an on-disk cache (a CRL is fetched again after its nextUpdate).
+ */
+export interface SnpKdsConfig {
+  /** Cache directory; default `{dataDir}/snp-collateral`. */
+  readonly cacheDir?: string;
+  /** KDS base URL; default https://kdsintf.amd.com. */
+  readonly baseUrl?: string;
+  /** No network: collateral only from the cache and the imported bundle. */
+  readonly offline?: boolean;
+  /** An offline bundle (vouch JSON bundle or a directory laid out like the cache) imported into the cache at start. */
+  readonly bundle?: string;
+  /** The network; default the global fetch with a timeout. Not used when offline. */
+  readonly fetcher?: Fetcher;
+  /** Timeout of one request of the default fetcher, in milliseconds (default 10 000). */
+  readonly timeoutMs?: number;
+  /** Products tried for a report that names none (version 2); default the products of the pinned ARKs. */
+  readonly products?: readonly SnpProduct[];
+}
+
+/** The KDS client of a verifier process, with its bundle imported. */
+async function openKds(dataDir: string, cfg: SnpKdsConfig): Promise<{ settings: SnpKdsSettings; imported?: BundleImportSummary }> {
+  if (cfg.offline === true && cfg.fetcher !== undefined) throw new MisuseError('MISUSE_ARGUMENT', 'an offline KDS configuration takes no fetcher', { field: 'snp.kds.fetcher' });
+  const client = new KdsClient({
+    ...(cfg.offline === true ? {} : { fetcher: cfg.fetcher ?? defaultFetcher(cfg.timeoutMs !== undefined ? { timeoutMs: cfg.timeoutMs } : {}) }),
+    cacheDir: cfg.cacheDir ?? join(dataDir, 'snp-collateral'),
+    clock: () => new Date(),
+    ...(cfg.baseUrl !== undefined ? { baseUrl: cfg.baseUrl } : {}),
+  });
+  const imported = cfg.bundle === undefined ? undefined : await client.importBundle(cfg.bundle);
+  return { settings: { client, ...(cfg.products !== undefined ? { products: cfg.products } : {}) }, ...(imported !== undefined ? { imported } : {}) };
 }
 
 /** A running verifier. */
@@ -67,6 +110,8 @@ export async function startServer(cfg: ServerConfig): Promise<RunningVerifier> {
     }
     anchors.push(...t.store.certificates);
   }
+  // Before the store opens: a bad bundle stops the start with nothing to clean up.
+  const kds = cfg.snp?.kds === undefined ? undefined : await openKds(cfg.dataDir, cfg.snp.kds);
   const store = await SqliteStore.open({ dataDir: cfg.dataDir });
   try {
     const signer = await ArtifactSigner.open(cfg.dataDir);
@@ -79,7 +124,15 @@ export async function startServer(cfg: ServerConfig): Promise<RunningVerifier> {
         challengeTtlMs: cfg.challengeTtlSeconds * 1000,
         enrollmentTtlMs: 5 * 60_000,
         maxActivationAttempts: 3,
-        ...(cfg.snp !== undefined ? { snp: cfg.snp } : {}),
+        ...(cfg.snp !== undefined
+          ? {
+              snp: {
+                ...(cfg.snp.pinnedArks !== undefined ? { pinnedArks: cfg.snp.pinnedArks } : {}),
+                ...(cfg.snp.crls !== undefined ? { crls: cfg.snp.crls } : {}),
+                ...(kds !== undefined ? { kds: kds.settings } : {}),
+              },
+            }
+          : {}),
       },
       { store, signer, clock: () => Date.now(), random: defaultRandom },
     );
@@ -88,6 +141,7 @@ export async function startServer(cfg: ServerConfig): Promise<RunningVerifier> {
       logger: cfg.logLevel === 'silent' ? false : { level: cfg.logLevel },
       rateLimitPerMinute: cfg.rateLimitPerMinute,
     });
+    if (kds?.imported !== undefined) app.log.info({ snpCollateralBundle: kds.imported }, 'SEV-SNP collateral bundle imported into the KDS cache');
     const address = await app.listen({ host: cfg.host, port: cfg.port });
     let closed = false;
     return {

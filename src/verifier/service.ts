@@ -20,6 +20,7 @@ import { ekMatchesPublic, parseEkCertificate, verifyEkChain, type EkCertificate,
 import { canonicalPolicyJson, parsePolicy, policyDigest, type Policy } from '../policy/index.js';
 import { AR4SI, issueArtifact, toPublicJwk, type ArtifactSigner, type CnfJwk } from '../artifact/index.js';
 import { SnpVerifyCache } from '../snp/verify.js';
+import { resolveSnpCollateral, type SnpKdsSettings } from './snp-collateral.js';
 import type { SnpProduct } from '../snp/collateral.js';
 import { appraise, boundKeySupported, challengeSelection, type Appraisal, type ChallengeInput } from '../appraisal/appraise.js';
 import { evidenceDigest, type Evidence } from '../evidence/envelope.js';
@@ -40,8 +41,11 @@ export interface VerifierSettings {
   readonly enrollmentTtlMs: number;
   /** Failed activations after which a pending enrollment is dropped. */
   readonly maxActivationAttempts: number;
-  /** SEV-SNP trust: pinned ARKs (default AMD's), CRLs; the verification cache is the service's. */
-  readonly snp?: { readonly pinnedArks?: Readonly<Record<string, SnpProduct>>; readonly crls?: readonly Uint8Array[] };
+  /**
+   * SEV-SNP trust: pinned ARKs (default AMD's), CRLs; the verification cache is the service's.
+   * With `kds`, what a report's certificate table lacks, and the CRL, come from AMD KDS or its cache.
+   */
+  readonly snp?: { readonly pinnedArks?: Readonly<Record<string, SnpProduct>>; readonly crls?: readonly Uint8Array[]; readonly kds?: SnpKdsSettings };
 }
 
 /** What varies between runs: injected so tests and replays are deterministic. */
@@ -326,6 +330,13 @@ export class VerifierService {
     const fresh = challengeInput(challenge, evidence.nodeId, now);
     let appraisal: Appraisal;
     try {
+      // SEV-SNP collateral from AMD KDS or its cache, fetched before the pure appraisal, and only
+      // for a live (single-use) challenge of an enrolled node whose policy has SNP rules.
+      const kds = this.settings.snp?.kds;
+      const snpCollateral =
+        evidence.snp !== undefined && kds !== undefined && fresh.ok && node !== null && policy?.snp !== undefined
+          ? await resolveSnpCollateral({ evidence: evidence.snp, pinnedArks: this.settings.snp?.pinnedArks, products: kds.products }, kds.client)
+          : undefined;
       appraisal = appraise({
         evidence,
         challenge: fresh,
@@ -334,7 +345,7 @@ export class VerifierService {
         now,
         boundKeySupported: this.#boundKey(evidence.boundKey) !== null,
         imaState,
-        snpTrust: { ...(this.settings.snp ?? {}), cache: this.#snpCache },
+        snpTrust: { ...(this.settings.snp ?? {}), cache: this.#snpCache, ...(snpCollateral !== undefined ? { collateral: snpCollateral } : {}) },
         ...(options.evidenceDigest !== undefined ? { evidenceDigest: options.evidenceDigest } : {}),
       });
     } catch (cause) {
