@@ -127,6 +127,13 @@ export const ERRORS = {
   ENROLL_ACTIVATION_FAILED: spec('verification-failed', 422, 'the returned secret is not the credential: the AK and EK are not proven to share a TPM'),
   ENROLL_CONFLICT: spec('verification-failed', 409, 'a node with this id or this AK is already enrolled'),
   ENROLL_GROUP_UNKNOWN: spec('misuse', 400, 'the requested node group does not exist on this verifier'),
+  ENROLL_SNP_NOT_ALLOWED: spec('policy-failed', 403, "the group's policy does not admit SNP-only nodes: it has no snp rules, or it has TPM rules (tpm, measuredBoot, runtime)"),
+  ENROLL_TPM_NOT_ALLOWED: spec('policy-failed', 403, "the group's policy has no tpm rules: a TPM node cannot enroll into it"),
+  ENROLL_NODE_KEY_INVALID: spec('malformed', 400, 'the node key is not a DER SubjectPublicKeyInfo of an ECDSA P-256 key'),
+  APPRAISAL_NODE_KIND_MISMATCH: spec('verification-failed', 422, "the evidence is not of the node's kind: TPM evidence from an SNP-only node, or SNP-only evidence from a TPM node"),
+  EVIDENCE_BOUND_KEY_NOT_NODE_KEY: spec('verification-failed', 422, "the bound key of an SNP-only node's evidence is not the node key it enrolled"),
+  POLICY_TPM_NOT_CONFIGURED: spec('policy-failed', 403, 'the node attests with a TPM and its policy has no tpm rules'),
+  POLICY_TPM_RULES_FOR_SNP_NODE: spec('policy-failed', 403, 'the policy has TPM rules (tpm, measuredBoot or runtime) and the node is an SNP-only node without a TPM: nothing is allowed by accident'),
   REQUEST_MALFORMED: spec('malformed', 400, 'the request does not match the route schema'),
   REQUEST_TOO_LARGE: spec('malformed', 413, 'the request body exceeds the size limit'),
   REQUEST_UNSUPPORTED_MEDIA_TYPE: spec('malformed', 415, 'the request body is neither application/cbor nor application/json'),
@@ -198,6 +205,7 @@ export const ERRORS = {
   POLICY_SNP_PLATFORM_INFO: spec('policy-failed', 403, 'a flag of the report field PLATFORM_INFO is set where the policy forbids it, or clear where it requires it'),
   SNP_CRL_TOO_OLD: spec('verification-failed', 422, "the AMD CRL's thisUpdate is older than the maximum CRL age at the verification time"),
   SNP_REPORT_DATA_REQUIRED: spec('misuse', 400, 'the SEV-SNP rules check REPORT_DATA and no expected REPORT_DATA was given (vouch verify snp --report-data)'),
+  SNP_KEY_PROOF_INVALID: spec('verification-failed', 422, 'the key proof is not an ECDSA P-256 signature (IEEE P1363) by the node key over the nonce and the SHA-256 of the report'),
 
   // --- unavailable: TPM and TSS (native/, swtpm/) --------------------------------------------
   TSS_LIBRARY_UNAVAILABLE: spec('unavailable', 503, 'the tpm2-tss libraries could not be loaded'),
