@@ -32,7 +32,7 @@ import { parsePolicy } from '../src/policy/index.js';
 import { trustStoreFromCerts } from '../src/tpm/ek/index.js';
 import { VerifierService, defaultRandom } from '../src/verifier/service.js';
 import { buildApp } from '../src/verifier/app.js';
-import { decodeEvidenceCborWithDigest, encodeEvidenceCbor, type Evidence } from '../src/evidence/envelope.js';
+import { decodeEvidenceCborWithDigest, encodeEvidenceCbor, type Evidence, type TpmNodeEvidence } from '../src/evidence/envelope.js';
 import { tpmQualifyingData } from '../src/evidence/binding.js';
 import { fromBase64Url } from '../src/lib/bytes.js';
 import { syntheticAk, syntheticQuote, type SyntheticAk } from '../test/helpers/synthetic.js';
@@ -136,7 +136,7 @@ async function fixture(dir: string, nodeCount: number): Promise<Fixture> {
 const boundKey = new Uint8Array(generateKeyPairSync('ec', { namedCurve: 'P-256' }).publicKey.export({ format: 'der', type: 'spki' }));
 
 /** Creates a challenge through the service and the evidence an honest node would send for it. */
-async function evidenceFor(f: Fixture, i: number): Promise<Evidence> {
+async function evidenceFor(f: Fixture, i: number): Promise<TpmNodeEvidence> {
   const node = f.nodes[i % f.nodes.length]!;
   const ch = await f.service.challenge(node.nodeId);
   const pcrs = new Map([[TPM_ALG.SHA256, new Map(Array.from({ length: 8 }, (_, k) => [k, f.pcrValue] as const))]]);
@@ -151,7 +151,7 @@ async function appraisalBench(work: string): Promise<void> {
   const f = await fixture(join(work, 'inproc'), 64);
   try {
     const count = 3000;
-    const evidence: Evidence[] = [];
+    const evidence: TpmNodeEvidence[] = [];
     for (let i = 0; i < count; i++) evidence.push(await evidenceFor(f, i));
     const bodies = evidence.map((e) => encodeEvidenceCbor(e));
     // 16 submissions in flight, as a server sees them: the ledger commits them in groups.

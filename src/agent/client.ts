@@ -4,7 +4,7 @@
  * the attestation loop retries with backoff.
  */
 import { ERRORS, UnavailableError, vouchError, type ErrorCode } from '../lib/errors.js';
-import type { ChallengeResponse, EnrollChallenge } from '../verifier/service.js';
+import type { ChallengeResponse, EnrollChallenge, SnpEnrollChallenge, SnpEnrollCompletion, SnpEnrollRequest } from '../verifier/service.js';
 import type { Failure } from '../lib/failure.js';
 
 /** The verifier's answer to an evidence submission. */
@@ -93,6 +93,20 @@ export class VerifierClient {
     const { status, json } = await this.#send('POST', `/v1/enrollments/${encodeURIComponent(enrollmentId)}/activate`, { secret });
     if (status !== 200) throw this.#refusal(status, json);
     return json as { nodeId: string; akName: string };
+  }
+
+  /** Step 1 of an SNP-only enrollment: the group and the node key → the nonce to bind. */
+  async enrollSnp(req: SnpEnrollRequest): Promise<SnpEnrollChallenge> {
+    const { status, json } = await this.#send('POST', '/v1/enrollments/snp', req);
+    if (status !== 201) throw this.#refusal(status, json);
+    return json as SnpEnrollChallenge;
+  }
+
+  /** Step 2 of an SNP-only enrollment: the report, its certificate table and the key proof. */
+  async completeSnpEnrollment(enrollmentId: string, body: SnpEnrollCompletion): Promise<{ nodeId: string; ledger: { seq: number; hash: string } }> {
+    const { status, json } = await this.#send('POST', `/v1/enrollments/snp/${encodeURIComponent(enrollmentId)}`, body);
+    if (status !== 200) throw this.#refusal(status, json);
+    return json as { nodeId: string; ledger: { seq: number; hash: string } };
   }
 
   async challenge(nodeId: string): Promise<ChallengeResponse> {

@@ -20,9 +20,10 @@ import { akAlgorithmOf, appraiseAkAlgorithm, appraisePcrs, bankAlgId, policyDige
 import { appraiseMeasuredBoot, type BootSummary } from './measured-boot.js';
 import { appraiseRuntime, type RuntimeSummary } from './runtime.js';
 import { appraiseSnpEvidence, type SnpSummary, type SnpTrust } from './snp.js';
+import type { SnpOnlyClaims } from './snp-only.js';
 import { AR4SI, type TrustVector } from '../artifact/ear.js';
 import { tpmQualifyingData } from '../evidence/binding.js';
-import { evidenceDigest, type Evidence } from '../evidence/envelope.js';
+import { evidenceDigest, type Evidence, type TpmEvidence } from '../evidence/envelope.js';
 import { CHALLENGE_REFUSAL_CODES, type ChallengeRefusal, type ImaStateRecord, type QuoteCounters } from '../store/types.js';
 
 /** The challenge as the store returned it when the appraisal consumed it. */
@@ -105,6 +106,11 @@ export interface Appraisal {
   /** Present only when the quote verified: values the TPM signed, and the counters. */
   readonly claims?: AppraisalClaims;
   /**
+   * Present only on an affirming appraisal of an SNP-only node (appraiseSnpOnly in
+   * ./snp-only.ts), which never has TPM `claims`; the trust vector is then the `cpu0` submodule's.
+   */
+  readonly snpOnly?: SnpOnlyClaims;
+  /**
    * The IMA state to store after this appraisal (runtime rules, entries replayed to the quote).
    * Not part of the recorded appraisal: the store keeps it, the decision records `claims.runtime`.
    */
@@ -135,7 +141,7 @@ export function counterFailures(prev: QuoteCounters | null, next: { resetCount: 
   return [];
 }
 
-function pcrsRecord(selection: PcrSelection, values: Evidence['tpm']['pcrs']): Record<string, Record<string, string>> {
+function pcrsRecord(selection: PcrSelection, values: TpmEvidence['pcrs']): Record<string, Record<string, string>> {
   const out: Record<string, Record<string, string>> = {};
   for (const bank of selection) {
     const name = hashById(bank.hashAlg)?.name ?? String(bank.hashAlg);
@@ -149,7 +155,12 @@ function pcrsRecord(selection: PcrSelection, values: Evidence['tpm']['pcrs']): R
   return out;
 }
 
-/** Appraises one TPM evidence submission. Pure; never throws for a "no". */
+/**
+ * Appraises one TPM evidence submission (a TPM node's; SNP-only nodes are appraised by
+ * appraiseSnpOnly in ./snp-only.ts). Pure; never throws for a "no". SNP-only evidence here is
+ * a refusal (APPRAISAL_NODE_KIND_MISMATCH), and so is a policy without tpm rules
+ * (POLICY_TPM_NOT_CONFIGURED).
+ */
 export function appraise(input: AppraisalInput): Appraisal {
   const { evidence, challenge, node, policy, now } = input;
   const checks: CheckOutcome[] = [];
@@ -176,6 +187,13 @@ export function appraise(input: AppraisalInput): Appraisal {
   // Identity: the node is enrolled.
   record('node.enrolled', node === null ? [failure('APPRAISAL_NODE_UNKNOWN', { field: 'evidence.node', actual: evidence.nodeId })] : []);
 
+  // The evidence is a TPM node's: SNP-only evidence (no quote) is never appraised as a TPM node's.
+  const tpmEv = evidence.tpm;
+  const kindOk = record(
+    'node.kind',
+    tpmEv === undefined ? [failure('APPRAISAL_NODE_KIND_MISMATCH', { field: 'evidence.tpm', expected: 'TPM evidence (the node enrolled with a TPM)', actual: 'SNP-only evidence' })] : [],
+  );
+
   // The bound key must be a public key the agent can later prove possession of.
   const boundKeyOk = input.boundKeySupported ?? boundKeySupported(evidence.boundKey);
   record('boundKey', boundKeyOk ? [] : [failure('EVIDENCE_BOUND_KEY_INVALID', { field: 'evidence.boundKey' })]);
@@ -188,14 +206,14 @@ export function appraise(input: AppraisalInput): Appraisal {
   let claims: AppraisalClaims | undefined;
   let quoteOk = false;
   let countersOk = false;
-  if (node !== null && challenge.ok && boundKeyOk) {
+  if (node !== null && challenge.ok && boundKeyOk && tpmEv !== undefined) {
     const quoted = verifyQuote({
       ak: node.ak,
-      attest: evidence.tpm.attest,
-      signature: evidence.tpm.signature,
+      attest: tpmEv.attest,
+      signature: tpmEv.signature,
       expectedExtraData: tpmQualifyingData(challenge.nonce, evidence.boundKey),
       expectedSelection: challenge.selection,
-      pcrs: evidence.tpm.pcrs,
+      pcrs: tpmEv.pcrs,
     });
     for (const c of quoted.checks) checks.push({ ...c, check: `tpm.${c.check}` });
     failures.push(...quoted.failures);
@@ -208,13 +226,13 @@ export function appraise(input: AppraisalInput): Appraisal {
         akName: toHex(node.ak.name),
         counters: { resetCount: a.clockInfo.resetCount, restartCount: a.clockInfo.restartCount, clock: a.clockInfo.clock.toString(), safe: a.clockInfo.safe },
         firmwareVersion: a.firmwareVersion.toString(16),
-        pcrs: pcrsRecord(sel, evidence.tpm.pcrs),
+        pcrs: pcrsRecord(sel, tpmEv.pcrs),
       };
     } else {
       skip('tpm.counters', 'the quote did not verify');
     }
   } else {
-    skip('tpm.quote', 'no enrolled node, fresh challenge and valid bound key to check the quote against');
+    skip('tpm.quote', 'no enrolled node, fresh challenge, valid bound key and TPM evidence to check the quote against');
   }
 
   // Policy: only over values the TPM signed (the quoted selection).
@@ -223,21 +241,22 @@ export function appraise(input: AppraisalInput): Appraisal {
   let runtime: RuntimeSummary | undefined;
   let snp: SnpSummary | undefined;
   let imaNext: ImaStateRecord | undefined;
-  if (policy !== null && quoteOk && node !== null && challenge.ok) {
+  if (policy !== null && quoteOk && node !== null && challenge.ok && tpmEv !== undefined) {
     const quotedValues = new Map<number, Map<number, Uint8Array>>();
     for (const bank of challenge.selection) {
       const m = new Map<number, Uint8Array>();
       for (const p of bank.pcrs) {
-        const v = evidence.tpm.pcrs.get(bank.hashAlg)?.get(p);
+        const v = tpmEv.pcrs.get(bank.hashAlg)?.get(p);
         if (v !== undefined) m.set(p, v);
       }
       quotedValues.set(bank.hashAlg, m);
     }
-    const pf = [...appraiseAkAlgorithm(policy, akAlgorithmOf(node.ak.public)), ...appraisePcrs(policy, quotedValues)];
+    // A policy without tpm rules (one for SNP-only nodes) yields POLICY_TPM_NOT_CONFIGURED once.
+    const pf = policy.tpm === undefined ? appraisePcrs(policy, quotedValues) : [...appraiseAkAlgorithm(policy, akAlgorithmOf(node.ak.public)), ...appraisePcrs(policy, quotedValues)];
     policyOk = record('policy', pf.map((f) => failure(f.code, f)));
+    const policyBanks = (policy.tpm?.banks ?? []).map(bankAlgId);
     if (policy.runtime !== undefined && claims !== undefined) {
-      const banks = policy.tpm.banks.map(bankAlgId);
-      const rt = appraiseRuntime(policy.runtime, evidence, quotedValues, banks, claims.counters.resetCount, input.imaState ?? null);
+      const rt = appraiseRuntime(policy.runtime, { ...evidence, tpm: tpmEv }, quotedValues, policyBanks, claims.counters.resetCount, input.imaState ?? null);
       policyOk = record('runtime', rt.failures) && policyOk;
       runtime = rt.summary;
       imaNext = rt.next;
@@ -256,8 +275,7 @@ export function appraise(input: AppraisalInput): Appraisal {
       skip('snp', 'no SEV-SNP evidence and no SNP rules');
     }
     if (policy.measuredBoot !== undefined) {
-      const banks = policy.tpm.banks.map(bankAlgId);
-      const mb = appraiseMeasuredBoot(policy.measuredBoot, evidence.tpm.eventLog, quotedValues, banks);
+      const mb = appraiseMeasuredBoot(policy.measuredBoot, tpmEv.eventLog, quotedValues, policyBanks);
       policyOk = record('measuredBoot', mb.failures) && policyOk;
       boot = mb.summary;
     } else {
@@ -270,7 +288,7 @@ export function appraise(input: AppraisalInput): Appraisal {
   if (claims !== undefined && runtime !== undefined) claims = { ...claims, runtime };
   if (claims !== undefined && snp !== undefined) claims = { ...claims, snp };
 
-  const ok = failures.length === 0 && freshOk && quoteOk && countersOk && policyOk;
+  const ok = failures.length === 0 && freshOk && kindOk && quoteOk && countersOk && policyOk;
   const trustVector: TrustVector = {
     'instance-identity': quoteOk && node !== null ? AR4SI.instanceIdentity.trustworthy : node === null ? AR4SI.instanceIdentity.unrecognized : AR4SI.cryptoValidationFailed,
     configuration: policyOk ? AR4SI.configuration.approved : quoteOk ? AR4SI.configuration.unsupportable : AR4SI.noClaim,

@@ -20,7 +20,7 @@ import {
 } from '../eventlog/ima/index.js';
 import type { RuntimePolicy } from '../policy/index.js';
 import type { ImaStateRecord } from '../store/types.js';
-import type { Evidence } from '../evidence/envelope.js';
+import type { TpmNodeEvidence } from '../evidence/envelope.js';
 import type { PcrValues } from '../tpm/verify/quote.js';
 
 /** The runtime part of a decision, in the decision's words. */
@@ -60,7 +60,7 @@ function compiledFor(rules: RuntimePolicy): CompiledImaPolicy {
  */
 export function appraiseRuntime(
   rules: RuntimePolicy,
-  evidence: Evidence,
+  evidence: TpmNodeEvidence,
   quoted: PcrValues,
   banks: readonly number[],
   resetCount: number,

@@ -1,4 +1,7 @@
-/** `vouch agent start` and `vouch agent attest --once`. The TPM collector is loaded lazily. */
+/**
+ * `vouch agent start` and `vouch agent attest --once`. The TPM collector is loaded lazily, and
+ * not at all with `--snp-only` (no TPM: SEV-SNP reports and the node key in the state directory).
+ */
 import { MisuseError } from '../lib/errors.js';
 import { toBase64Url } from '../lib/bytes.js';
 import { VerifierClient } from '../agent/client.js';
@@ -16,6 +19,8 @@ export interface AgentOptions {
   eventlog: string | false;
   imaLog: string | false;
   snp?: boolean;
+  /** A confidential VM without a vTPM: SEV-SNP reports and the node key alone. */
+  snpOnly?: boolean;
 }
 
 function report(o: AttestOutcome | Error, io: CliIo, json: boolean): void {
@@ -36,6 +41,7 @@ function report(o: AttestOutcome | Error, io: CliIo, json: boolean): void {
 export async function agentCommand(o: AgentOptions, io: CliIo): Promise<number> {
   const interval = Number(o.interval);
   if (!Number.isInteger(interval) || interval < 1) throw new MisuseError('MISUSE_ARGUMENT', '--interval must be a positive number of seconds');
+  if (o.snpOnly === true) return snpOnlyAgentCommand(o, interval, io);
   const { TpmCollector } = await import('../agent/tpm.js');
   const { Agent } = await import('../agent/agent.js');
   const tpm = TpmCollector.open(o.tcti);
@@ -55,4 +61,20 @@ export async function agentCommand(o: AgentOptions, io: CliIo): Promise<number> 
   } finally {
     tpm.close();
   }
+}
+
+async function snpOnlyAgentCommand(o: AgentOptions, interval: number, io: CliIo): Promise<number> {
+  const { SnpOnlyAgent } = await import('../agent/snp-agent.js');
+  const agent = new SnpOnlyAgent({ verifier: new VerifierClient(o.verifier), stateDir: o.stateDir, group: o.group });
+  if (o.once === true) {
+    const outcome = await agent.attestOnce();
+    report(outcome, io, o.json === true);
+    return outcome.decision === 'affirming' ? EXIT.ok : EXIT.rejected;
+  }
+  const ctl = new AbortController();
+  const stop = (): void => ctl.abort();
+  process.once('SIGINT', stop);
+  process.once('SIGTERM', stop);
+  await agent.run(interval * 1000, ctl.signal, (x) => report(x, io, o.json === true));
+  return EXIT.ok;
 }

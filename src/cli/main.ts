@@ -111,7 +111,7 @@ export async function run(argv: readonly string[], io: CliIo): Promise<number> {
       status = await verifierStartCommand(opts, io);
     });
 
-  const agent = program.command('agent').description('the node agent (needs the TPM)');
+  const agent = program.command('agent').description('the node agent (needs the TPM, or runs with --snp-only inside an SEV-SNP guest)');
   const agentOpts = (c: Command): Command =>
     c
       .requiredOption('--verifier <url>', 'verifier base URL')
@@ -124,6 +124,7 @@ export async function run(argv: readonly string[], io: CliIo): Promise<number> {
       .option('--ima-log <path>', 'IMA binary measurement list to send (new entries only)', '/sys/kernel/security/ima/binary_runtime_measurements')
       .option('--no-ima-log', 'send no IMA list')
       .option('--snp', 'also send a SEV-SNP report (inside an SNP guest: configfs-tsm, or /dev/sev-guest on older kernels)')
+      .option('--snp-only', 'a confidential VM without a vTPM: enroll and attest with SEV-SNP reports and the node key in --state-dir alone (no TPM; --tcti, logs and --snp unused)')
       .option('--json', 'print outcomes as JSON lines');
   agentOpts(agent.command('start').description('enroll once, then attest on an interval')).action(async (opts: AgentOptions) => {
     status = await agentCommand(opts, io);

@@ -14,6 +14,21 @@
  * release secrets encrypted to that key only, since nobody but the attested environment holds
  * its private half. The domain tag keeps a value made for one evidence kind from being replayed
  * as another. The length prefix keeps (nonce, key) pairs from colliding.
+ *
+ * An SNP-only node (a confidential VM without a vTPM) also proves possession of its long-term
+ * node key for every report it sends, so that another CVM running the same image (same
+ * MEASUREMENT, same REPORT_DATA derivation) cannot keep the node looking alive with reports of
+ * its own: the node key's private half lives only in the enrolled CVM's state directory.
+ *
+ * ```
+ * keyProofMessage = SHA-256( "vouch/node-key-proof/v1" ‖ 0x00 ‖ u16be(len(nonce)) ‖ nonce ‖ SHA-256(report) )
+ * keyProof        = ECDSA P-256 signature with SHA-256 (ES256) by the node key over keyProofMessage,
+ *                   IEEE P1363 encoding r ‖ s (64 bytes)
+ * ```
+ *
+ * `report` is the 1184-byte SEV-SNP report exactly as sent; `nonce` is the enrollment's or the
+ * challenge's nonce. The 32-byte keyProofMessage is the signed message (ES256 hashes it once
+ * more, as every ECDSA-with-SHA-256 signer does).
  */
 import { createHash } from 'node:crypto';
 import { MisuseError } from '../lib/errors.js';
@@ -22,6 +37,8 @@ import { MisuseError } from '../lib/errors.js';
 export const TPM_BINDING_TAG = 'vouch/tpm-binding/v1';
 /** Domain tag of TEE report data (SEV-SNP REPORT_DATA, TDX REPORTDATA). */
 export const TEE_BINDING_TAG = 'vouch/tee-binding/v1';
+/** Domain tag of an SNP-only node's proof of possession of its node key. */
+export const NODE_KEY_PROOF_TAG = 'vouch/node-key-proof/v1';
 
 function binding(hash: 'sha256' | 'sha512', tag: string, nonce: Uint8Array, boundKeySpki: Uint8Array): Uint8Array {
   if (nonce.length === 0 || nonce.length > 0xffff) throw new MisuseError('MISUSE_ARGUMENT', 'the nonce must be 1..65535 bytes');
@@ -40,4 +57,20 @@ export function tpmQualifyingData(nonce: Uint8Array, boundKeySpki: Uint8Array): 
 /** The 64-byte report data a TEE report must carry for `nonce` and the bound key. */
 export function teeReportData(nonce: Uint8Array, boundKeySpki: Uint8Array): Uint8Array {
   return binding('sha512', TEE_BINDING_TAG, nonce, boundKeySpki);
+}
+
+/**
+ * The 32-byte message an SNP-only node signs with its node key for one report and one nonce
+ * (see the derivation above; the signing and checking live in src/evidence/key-proof.ts).
+ */
+export function nodeKeyProofMessage(nonce: Uint8Array, report: Uint8Array): Uint8Array {
+  if (nonce.length === 0 || nonce.length > 0xffff) throw new MisuseError('MISUSE_ARGUMENT', 'the nonce must be 1..65535 bytes');
+  if (report.length === 0) throw new MisuseError('MISUSE_ARGUMENT', 'the report is empty');
+  const reportHash = createHash('sha256').update(report).digest();
+  const h = createHash('sha256')
+    .update(NODE_KEY_PROOF_TAG, 'utf8')
+    .update(Uint8Array.of(0, nonce.length >>> 8, nonce.length & 0xff))
+    .update(nonce)
+    .update(reportHash);
+  return new Uint8Array(h.digest());
 }

@@ -9,8 +9,9 @@
  *   "v":         1,
  *   "challenge": text      challenge id issued by the verifier
  *   "node":      text      enrolled node id
- *   "boundKey":  bytes     SubjectPublicKeyInfo (DER) of the agent's ephemeral key
- *   "tpm": {
+ *   "boundKey":  bytes     SubjectPublicKeyInfo (DER) of the agent's ephemeral key (an SNP-only
+ *                          node binds its enrolled node key)
+ *   "tpm": {                required for a TPM node; absent for an SNP-only node
  *     "attest":    bytes   TPMS_ATTEST exactly as TPM2_Quote returned it
  *     "signature": bytes   TPMT_SIGNATURE
  *     "pcrs":      { bank name: { PCR index: bytes } }   e.g. {"sha256": {0: h'…', 7: h'…'}}
@@ -18,15 +19,19 @@
  *     "imaLog":    bytes   optional: IMA binary measurement-list entries, from entry `imaStart` on
  *     "imaStart":  uint    with imaLog: index of its first entry in the node's list since boot
  *   }
- *   "snp": {                optional, next to the TPM evidence (a confidential VM with a vTPM)
+ *   "snp": {                optional next to the TPM evidence (a confidential VM with a vTPM);
+ *                          required without it (an SNP-only node)
  *     "report":    bytes   the 1184-byte SEV-SNP attestation report, REPORT_DATA = teeReportData(nonce, key)
  *     "certTable": bytes   optional: the certificate table of the extended report (VCEK/VLEK, ASK, ARK, CRL)
  *   }
+ *   "keyProof":  bytes     SNP-only nodes only, and required there: 64 bytes, ECDSA P-256 (r ‖ s) by
+ *                          the node key over nodeKeyProofMessage(nonce, report) (binding.ts)
  *   "tdx": …               reserved for TDX evidence: refused until supported
  * }
  * ```
- * In JSON, PCR indices are decimal strings and byte strings are unpadded base64url. Any other
- * key, at any level, is an error: an unknown field is never ignored.
+ * Exactly one of two shapes: `tpm` (with `snp` optional, no `keyProof`), or SNP-only (`snp` and
+ * `keyProof`, no `tpm`). In JSON, PCR indices are decimal strings and byte strings are unpadded
+ * base64url. Any other key, at any level, is an error: an unknown field is never ignored.
  */
 import { createHash } from 'node:crypto';
 import { decodeStrict, encodeCanonical, type CborValue } from '../lib/cbor.js';
@@ -52,16 +57,32 @@ export interface TpmEvidence {
   readonly imaStart?: number;
 }
 
-/** A decoded evidence envelope. Nothing in it is trusted until appraised. */
-export interface Evidence {
+/** What every envelope carries. */
+interface EvidenceCommon {
   readonly version: typeof EVIDENCE_VERSION;
   readonly challengeId: string;
   readonly nodeId: string;
   readonly boundKey: Uint8Array;
+}
+
+/** Evidence of a TPM node: the quote, and optionally an SEV-SNP report from the same attestation. */
+export interface TpmNodeEvidence extends EvidenceCommon {
   readonly tpm: TpmEvidence;
   /** SEV-SNP report (and certificate table) from the same attestation. */
   readonly snp?: SnpEvidence;
+  readonly keyProof?: undefined;
 }
+
+/** Evidence of an SNP-only node (a confidential VM without a vTPM). */
+export interface SnpOnlyEvidence extends EvidenceCommon {
+  readonly tpm?: undefined;
+  readonly snp: SnpEvidence;
+  /** ECDSA P-256 (IEEE P1363) by the node key over nodeKeyProofMessage(nonce, snp.report). */
+  readonly keyProof: Uint8Array;
+}
+
+/** A decoded evidence envelope. Nothing in it is trusted until appraised. */
+export type Evidence = TpmNodeEvidence | SnpOnlyEvidence;
 
 /** SEV-SNP evidence of one submission. */
 export interface SnpEvidence {
@@ -69,8 +90,10 @@ export interface SnpEvidence {
   readonly certTable?: Uint8Array;
 }
 
-const TOP_KEYS = ['v', 'challenge', 'node', 'boundKey', 'tpm', 'snp'] as const;
-const REQUIRED_KEYS = ['v', 'challenge', 'node', 'boundKey', 'tpm'] as const;
+const TOP_KEYS = ['v', 'challenge', 'node', 'boundKey', 'tpm', 'snp', 'keyProof'] as const;
+const REQUIRED_KEYS = ['v', 'challenge', 'node', 'boundKey'] as const;
+/** Size of `keyProof` (ECDSA P-256 r ‖ s). */
+const KEY_PROOF_BYTES = 64;
 const RESERVED_KINDS = ['tdx', 'gpu'] as const;
 const SNP_KEYS = ['report', 'certTable'] as const;
 const TPM_KEYS = ['attest', 'signature', 'pcrs', 'eventLog', 'imaLog', 'imaStart'] as const;
@@ -179,8 +202,25 @@ function fromDataModel(doc: unknown, bytes: BytesReader, json: boolean): Evidenc
     if (report.length !== 1184) throw malformed('snp.report', `is ${report.length} bytes, an SNP report is 1184`);
     snp = { report, ...(sd['certTable'] !== undefined ? { certTable: bytes(sd['certTable'], 'snp.certTable') } : {}) };
   }
+  const boundKey = bytes(doc['boundKey'], 'boundKey');
+  if (boundKey.length === 0 || boundKey.length > 1024) throw malformed('boundKey', 'must be 1..1024 bytes of SubjectPublicKeyInfo');
+  const common = {
+    version: EVIDENCE_VERSION,
+    challengeId: readText(doc['challenge'], 'challenge'),
+    nodeId: readText(doc['node'], 'node'),
+    boundKey,
+  } as const;
   const tpm = doc['tpm'];
+  if (tpm === undefined) {
+    // SNP-only: the report and the proof of possession of the node key, both required.
+    if (snp === undefined) throw malformed('tpm', 'is missing (evidence without tpm is SNP-only and needs snp and keyProof)');
+    if (doc['keyProof'] === undefined) throw malformed('keyProof', 'is missing: SNP-only evidence needs the node key proof');
+    const keyProof = bytes(doc['keyProof'], 'keyProof');
+    if (keyProof.length !== KEY_PROOF_BYTES) throw malformed('keyProof', `is ${keyProof.length} bytes, a key proof is ${KEY_PROOF_BYTES} (r || s)`);
+    return { ...common, snp, keyProof };
+  }
   if (!isRecord(tpm)) throw malformed('tpm', 'must be a map with text keys');
+  if (doc['keyProof'] !== undefined) throw malformed('keyProof', 'is only for SNP-only evidence; a TPM node proves its key with the quote');
   checkKeys(tpm, TPM_KEYS, 'tpm');
   for (const k of ['attest', 'signature', 'pcrs']) if (!(k in tpm)) throw malformed(`tpm.${k}`, 'is missing');
   const hasIma = tpm['imaLog'] !== undefined;
@@ -189,13 +229,8 @@ function fromDataModel(doc: unknown, bytes: BytesReader, json: boolean): Evidenc
   if (hasIma && (typeof imaStart !== 'number' || !Number.isSafeInteger(imaStart) || imaStart < 0 || imaStart > 0xffffffff)) {
     throw malformed('tpm.imaStart', 'must be an integer 0..2^32-1');
   }
-  const boundKey = bytes(doc['boundKey'], 'boundKey');
-  if (boundKey.length === 0 || boundKey.length > 1024) throw malformed('boundKey', 'must be 1..1024 bytes of SubjectPublicKeyInfo');
   return {
-    version: EVIDENCE_VERSION,
-    challengeId: readText(doc['challenge'], 'challenge'),
-    nodeId: readText(doc['node'], 'node'),
-    boundKey,
+    ...common,
     tpm: {
       attest: bytes(tpm['attest'], 'tpm.attest'),
       signature: bytes(tpm['signature'], 'tpm.signature'),
@@ -249,32 +284,35 @@ export function decodeEvidenceJsonValue(doc: unknown): Evidence {
 
 /** The CBOR data model of an envelope (what is encoded and digested). */
 function toDataModel(e: Evidence): Map<string, unknown> {
-  const pcrs = new Map<string, Map<number, Uint8Array>>();
-  for (const [alg, values] of e.tpm.pcrs) {
-    const h = hashById(alg);
-    if (h === undefined) throw malformed('tpm.pcrs', `bank ${alg} is not supported`);
-    pcrs.set(h.name, new Map(values));
-  }
-  const tpm = new Map<string, unknown>([
-    ['attest', e.tpm.attest],
-    ['signature', e.tpm.signature],
-    ['pcrs', pcrs],
-  ]);
-  if (e.tpm.eventLog !== undefined) tpm.set('eventLog', e.tpm.eventLog);
-  if (e.tpm.imaLog !== undefined) tpm.set('imaLog', e.tpm.imaLog);
-  if (e.tpm.imaStart !== undefined) tpm.set('imaStart', e.tpm.imaStart);
   const out = new Map<string, unknown>([
     ['v', e.version],
     ['challenge', e.challengeId],
     ['node', e.nodeId],
     ['boundKey', e.boundKey],
-    ['tpm', tpm],
   ]);
+  if (e.tpm !== undefined) {
+    const pcrs = new Map<string, Map<number, Uint8Array>>();
+    for (const [alg, values] of e.tpm.pcrs) {
+      const h = hashById(alg);
+      if (h === undefined) throw malformed('tpm.pcrs', `bank ${alg} is not supported`);
+      pcrs.set(h.name, new Map(values));
+    }
+    const tpm = new Map<string, unknown>([
+      ['attest', e.tpm.attest],
+      ['signature', e.tpm.signature],
+      ['pcrs', pcrs],
+    ]);
+    if (e.tpm.eventLog !== undefined) tpm.set('eventLog', e.tpm.eventLog);
+    if (e.tpm.imaLog !== undefined) tpm.set('imaLog', e.tpm.imaLog);
+    if (e.tpm.imaStart !== undefined) tpm.set('imaStart', e.tpm.imaStart);
+    out.set('tpm', tpm);
+  }
   if (e.snp !== undefined) {
     const snp = new Map<string, unknown>([['report', e.snp.report]]);
     if (e.snp.certTable !== undefined) snp.set('certTable', e.snp.certTable);
     out.set('snp', snp);
   }
+  if (e.keyProof !== undefined) out.set('keyProof', e.keyProof);
   return out;
 }
 
@@ -285,28 +323,33 @@ export function encodeEvidenceCbor(e: Evidence): Uint8Array {
 
 /** The JSON encoding of an envelope. */
 export function encodeEvidenceJson(e: Evidence): string {
-  const pcrs: Record<string, Record<string, string>> = {};
-  for (const [alg, values] of e.tpm.pcrs) {
-    const h = hashById(alg);
-    if (h === undefined) throw malformed('tpm.pcrs', `bank ${alg} is not supported`);
-    pcrs[h.name] = Object.fromEntries([...values].sort(([a], [b]) => a - b).map(([i, v]) => [String(i), toBase64Url(v)]));
-  }
-  return JSON.stringify({
-    v: e.version,
-    challenge: e.challengeId,
-    node: e.nodeId,
-    boundKey: toBase64Url(e.boundKey),
-    tpm: {
+  let tpm: Record<string, unknown> | undefined;
+  if (e.tpm !== undefined) {
+    const pcrs: Record<string, Record<string, string>> = {};
+    for (const [alg, values] of e.tpm.pcrs) {
+      const h = hashById(alg);
+      if (h === undefined) throw malformed('tpm.pcrs', `bank ${alg} is not supported`);
+      pcrs[h.name] = Object.fromEntries([...values].sort(([a], [b]) => a - b).map(([i, v]) => [String(i), toBase64Url(v)]));
+    }
+    tpm = {
       attest: toBase64Url(e.tpm.attest),
       signature: toBase64Url(e.tpm.signature),
       pcrs,
       ...(e.tpm.eventLog !== undefined ? { eventLog: toBase64Url(e.tpm.eventLog) } : {}),
       ...(e.tpm.imaLog !== undefined ? { imaLog: toBase64Url(e.tpm.imaLog) } : {}),
       ...(e.tpm.imaStart !== undefined ? { imaStart: e.tpm.imaStart } : {}),
-    },
+    };
+  }
+  return JSON.stringify({
+    v: e.version,
+    challenge: e.challengeId,
+    node: e.nodeId,
+    boundKey: toBase64Url(e.boundKey),
+    ...(tpm !== undefined ? { tpm } : {}),
     ...(e.snp !== undefined
       ? { snp: { report: toBase64Url(e.snp.report), ...(e.snp.certTable !== undefined ? { certTable: toBase64Url(e.snp.certTable) } : {}) } }
       : {}),
+    ...(e.keyProof !== undefined ? { keyProof: toBase64Url(e.keyProof) } : {}),
   });
 }
 

@@ -127,6 +127,13 @@ export const ERRORS = {
   ENROLL_ACTIVATION_FAILED: spec('verification-failed', 422, 'the returned secret is not the credential: the AK and EK are not proven to share a TPM'),
   ENROLL_CONFLICT: spec('verification-failed', 409, 'a node with this id or this AK is already enrolled'),
   ENROLL_GROUP_UNKNOWN: spec('misuse', 400, 'the requested node group does not exist on this verifier'),
+  ENROLL_SNP_NOT_ALLOWED: spec('policy-failed', 403, "the group's policy does not admit SNP-only nodes: it has no snp rules, or it has TPM rules (tpm, measuredBoot, runtime)"),
+  ENROLL_TPM_NOT_ALLOWED: spec('policy-failed', 403, "the group's policy has no tpm rules: a TPM node cannot enroll into it"),
+  ENROLL_NODE_KEY_INVALID: spec('malformed', 400, 'the node key is not a DER SubjectPublicKeyInfo of an ECDSA P-256 key'),
+  APPRAISAL_NODE_KIND_MISMATCH: spec('verification-failed', 422, "the evidence is not of the node's kind: TPM evidence from an SNP-only node, or SNP-only evidence from a TPM node"),
+  EVIDENCE_BOUND_KEY_NOT_NODE_KEY: spec('verification-failed', 422, "the bound key of an SNP-only node's evidence is not the node key it enrolled"),
+  POLICY_TPM_NOT_CONFIGURED: spec('policy-failed', 403, 'the node attests with a TPM and its policy has no tpm rules'),
+  POLICY_TPM_RULES_FOR_SNP_NODE: spec('policy-failed', 403, 'the policy has TPM rules (tpm, measuredBoot or runtime) and the node is an SNP-only node without a TPM: nothing is allowed by accident'),
   REQUEST_MALFORMED: spec('malformed', 400, 'the request does not match the route schema'),
   REQUEST_TOO_LARGE: spec('malformed', 413, 'the request body exceeds the size limit'),
   REQUEST_UNSUPPORTED_MEDIA_TYPE: spec('malformed', 415, 'the request body is neither application/cbor nor application/json'),
@@ -202,6 +209,7 @@ export const ERRORS = {
   SNP_REPORT_DATA_REQUIRED: spec('misuse', 400, 'the SEV-SNP rules check REPORT_DATA and no expected REPORT_DATA was given (vouch verify snp --report-data)'),
   SNP_VLEK_MISSING: spec('verification-failed', 422, 'the report is signed by a VLEK (SIGNING_KEY) and the certificate table carries none: AMD KDS issues VLEKs to cloud providers, it cannot be asked for one by chip id'),
   SNP_PRODUCT_UNKNOWN: spec('verification-failed', 422, 'the AMD product of the report cannot be told (no CPUID in a version 2 report, no VCEK or pinned ARK in the certificate table) and none of the configured products has a VCEK for its CHIP_ID and REPORTED_TCB'),
+  SNP_KEY_PROOF_INVALID: spec('verification-failed', 422, 'the key proof is not an ECDSA P-256 signature (IEEE P1363) by the node key over the nonce and the SHA-256 of the report'),
 
   // --- Intel TDX: quote and CCEL decoding, RTMR replay (src/tdx/abi, src/tdx/ccel) ----------
   TDX_QUOTE_UNSUPPORTED: spec('malformed', 400, 'the quote is a DCAP format vouch does not decode (the version, TEE type, body type or certification data type is named): vouch decodes TDX quotes v4 and v5 and SGX quotes v3 that carry a PCK certificate chain'),

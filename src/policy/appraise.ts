@@ -12,7 +12,7 @@ import { MisuseError, type ErrorCode } from '../lib/errors.js';
 import { AK_ALGORITHMS, POLICY_BANKS, type AkAlgorithm, type BankName, type Policy } from './schema.js';
 
 /** Codes an appraisal against a policy can yield (all category 'policy-failed', HTTP 403). */
-export type PolicyFailureCode = Extract<ErrorCode, 'POLICY_PCR_MISMATCH' | 'POLICY_BANK_MISSING' | 'POLICY_PCR_MISSING' | 'POLICY_AK_ALGORITHM'>;
+export type PolicyFailureCode = Extract<ErrorCode, 'POLICY_PCR_MISMATCH' | 'POLICY_BANK_MISSING' | 'POLICY_PCR_MISSING' | 'POLICY_AK_ALGORITHM' | 'POLICY_TPM_NOT_CONFIGURED'>;
 
 /** One reason the policy does not accept the evidence. */
 export interface PolicyFailure {
@@ -50,13 +50,25 @@ export function bankAlgId(bank: BankName): number {
  * ascending. Pass it to `pcrSelection()` (src/tpm/abi/pcr) to build the TPML_PCR_SELECTION.
  */
 export function policyPcrSelection(policy: Policy): readonly PolicyBankSelection[] {
-  return policy.tpm.banks.map((bank) => {
-    const listed = policy.tpm.pcrs[bank];
+  // A policy for SNP-only nodes quotes nothing.
+  const tpm = policy.tpm;
+  if (tpm === undefined) return [];
+  return tpm.banks.map((bank) => {
+    const listed = tpm.pcrs[bank];
     const pcrs = listed === undefined ? [] : Object.keys(listed).map(Number).sort((a, b) => a - b);
     if (pcrs.length === 0) throw new MisuseError('MISUSE_ARGUMENT', `policy ${policy.id}: bank ${bank} lists no PCRs (not a validated policy)`);
     return { hashAlg: bankAlgId(bank), bank, pcrs };
   });
 }
+
+/** The failure of any TPM rule under a policy that has none (a policy for SNP-only nodes). */
+const NO_TPM_RULES: PolicyFailure = {
+  code: 'POLICY_TPM_NOT_CONFIGURED',
+  field: 'tpm',
+  expected: 'tpm rules',
+  actual: 'absent',
+  message: 'the policy has no tpm rules: it is a policy for SNP-only nodes, and a TPM quote is not appraised under it',
+};
 
 /**
  * Compares quoted PCR values with the policy. Returns every failure:
@@ -67,6 +79,9 @@ export function policyPcrSelection(policy: Policy): readonly PolicyBankSelection
  * PCRs and banks the policy does not list are ignored: nothing relies on them.
  */
 export function appraisePcrs(policy: Policy, quotedPcrs: QuotedPcrs): PolicyFailure[] {
+  // No TPM rules is not "every PCR allowed": a quote under such a policy is refused.
+  if (policy.tpm === undefined) return [NO_TPM_RULES];
+  const tpmRules = policy.tpm;
   const out: PolicyFailure[] = [];
   for (const sel of policyPcrSelection(policy)) {
     const size = POLICY_BANKS[sel.bank];
@@ -81,7 +96,7 @@ export function appraisePcrs(policy: Policy, quotedPcrs: QuotedPcrs): PolicyFail
       });
       continue;
     }
-    const allowedByIndex = policy.tpm.pcrs[sel.bank] ?? {};
+    const allowedByIndex = tpmRules.pcrs[sel.bank] ?? {};
     for (const index of sel.pcrs) {
       const field = `pcrs.${sel.bank}[${index}]`;
       const allowed = allowedByIndex[String(index)];
@@ -140,14 +155,16 @@ export function akAlgorithmOf(ak: { readonly type: number; readonly parameters: 
  * {@link AK_ALGORITHMS}). `alg` undefined means an algorithm the policy cannot name.
  */
 export function appraiseAkAlgorithm(policy: Policy, alg: AkAlgorithm | undefined): PolicyFailure[] {
-  if (alg !== undefined && policy.tpm.akAlgorithms.includes(alg)) return [];
+  if (policy.tpm === undefined) return [NO_TPM_RULES];
+  const allowed = policy.tpm.akAlgorithms;
+  if (alg !== undefined && allowed.includes(alg)) return [];
   return [
     {
       code: 'POLICY_AK_ALGORITHM',
       field: 'akAlgorithms',
-      expected: policy.tpm.akAlgorithms.join(' | '),
+      expected: allowed.join(' | '),
       actual: alg ?? 'unsupported',
-      message: `the attestation key algorithm ${alg ?? '(unsupported)'} is not allowed by the policy (allowed: ${AK_ALGORITHMS.filter((a) => policy.tpm.akAlgorithms.includes(a)).join(', ')})`,
+      message: `the attestation key algorithm ${alg ?? '(unsupported)'} is not allowed by the policy (allowed: ${AK_ALGORITHMS.filter((a) => allowed.includes(a)).join(', ')})`,
     },
   ];
 }

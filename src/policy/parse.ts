@@ -197,7 +197,18 @@ function describeValue(v: unknown): string {
  * must list its PCRs, and PCRs of a bank that is not required would never be enforced.
  */
 function crossFieldIssues(value: unknown): PolicyIssue[] {
-  const tpm = isRecord(value) ? value['tpm'] : undefined;
+  if (!isRecord(value)) return [];
+  // A policy without TPM rules is a policy for SNP-only nodes: it must have SNP rules, and it
+  // cannot have rules that only a TPM quote can satisfy.
+  if (value['tpm'] === undefined) {
+    const out: PolicyIssue[] = [];
+    if (value['snp'] === undefined) out.push({ path: '/tpm', message: 'a policy needs tpm rules, snp rules (a policy for SNP-only nodes), or both' });
+    for (const k of ['measuredBoot', 'runtime']) {
+      if (value[k] !== undefined) out.push({ path: `/${k}`, message: `${k} rules are checked against a TPM quote and need tpm rules` });
+    }
+    return out;
+  }
+  const tpm = value['tpm'];
   if (!isRecord(tpm) || !Array.isArray(tpm['banks']) || !isRecord(tpm['pcrs'])) return [];
   const banks = tpm['banks'].filter((b): b is BankName => typeof b === 'string' && (BANK_NAMES as readonly string[]).includes(b));
   const pcrs = tpm['pcrs'];
@@ -244,9 +255,9 @@ function isRecord(x: unknown): x is Record<string, unknown> {
 
 // --- normalisation -------------------------------------------------------------------------------
 
-function normalise(doc: PolicyDocument): Policy {
-  const banks = BANK_NAMES.filter((b) => doc.tpm.banks.includes(b));
-  const docPcrs = doc.tpm.pcrs as Partial<Record<BankName, Record<string, 'any' | string[]>>>;
+function normaliseTpm(docTpm: NonNullable<PolicyDocument['tpm']>): NonNullable<Policy['tpm']> {
+  const banks = BANK_NAMES.filter((b) => docTpm.banks.includes(b));
+  const docPcrs = docTpm.pcrs as Partial<Record<BankName, Record<string, 'any' | string[]>>>;
   const pcrs: Partial<Record<BankName, Record<string, PcrAllowed>>> = {};
   for (const bank of banks) {
     const src = docPcrs[bank] ?? {};
@@ -259,13 +270,17 @@ function normalise(doc: PolicyDocument): Policy {
     }
     pcrs[bank] = m;
   }
-  const akAlgorithms: AkAlgorithm[] = AK_ALGORITHMS.filter((a) => (doc.tpm.akAlgorithms ?? AK_ALGORITHMS).includes(a));
+  const akAlgorithms: AkAlgorithm[] = AK_ALGORITHMS.filter((a) => (docTpm.akAlgorithms ?? AK_ALGORITHMS).includes(a));
+  return { banks, pcrs, akAlgorithms };
+}
+
+function normalise(doc: PolicyDocument): Policy {
   const policy: Policy = {
     apiVersion: doc.apiVersion,
     kind: doc.kind,
     id: doc.id,
     ...(doc.description !== undefined ? { description: doc.description } : {}),
-    tpm: { banks, pcrs, akAlgorithms },
+    ...(doc.tpm !== undefined ? { tpm: normaliseTpm(doc.tpm) } : {}),
     ...(doc.measuredBoot !== undefined ? { measuredBoot: normaliseMeasuredBoot(doc.measuredBoot) } : {}),
     ...(doc.runtime !== undefined ? { runtime: normaliseRuntime(doc.runtime) } : {}),
     ...(doc.snp !== undefined ? { snp: normaliseSets(doc.snp) } : {}),

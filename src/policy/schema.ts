@@ -11,7 +11,7 @@
  * kind: AttestationPolicy
  * id: gpu-nodes                 # [a-z0-9-]{1,64}
  * description: optional text
- * tpm:
+ * tpm:                          # TPM rules; absent only in a policy for SNP-only nodes (snp required then)
  *   banks: [sha256]             # required banks; each must be quoted and appraised
  *   pcrs:                       # per bank, per index (0..23): allowed hex values, or "any"
  *     sha256:
@@ -217,7 +217,7 @@ export const PolicyDocumentSchema = Type.Object(
     kind: Type.Literal(POLICY_KIND),
     id: Type.String({ pattern: '^[a-z0-9-]{1,64}$' }),
     description: Type.Optional(Type.String({ maxLength: 4096 })),
-    tpm: TpmPolicySchema,
+    tpm: Type.Optional(TpmPolicySchema),
     measuredBoot: Type.Optional(MeasuredBootPolicySchema),
     runtime: Type.Optional(RuntimePolicySchema),
     snp: Type.Optional(SnpPolicySchema),
@@ -241,7 +241,13 @@ export interface Policy {
   readonly kind: typeof POLICY_KIND;
   readonly id: string;
   readonly description?: string;
-  readonly tpm: {
+  /**
+   * TPM rules. Absent only in a policy for SNP-only nodes (confidential VMs without a vTPM),
+   * which then has `snp` rules and no `measuredBoot` or `runtime` rules; a TPM node under a
+   * policy without `tpm` is refused (POLICY_TPM_NOT_CONFIGURED), and an SNP-only node under a
+   * policy with any TPM rules is refused (POLICY_TPM_RULES_FOR_SNP_NODE).
+   */
+  readonly tpm?: {
     /** Required banks, in {@link BANK_NAMES} order. */
     readonly banks: readonly BankName[];
     /** bank → PCR index (decimal string) → allowed values (sorted). */

@@ -4,6 +4,10 @@
  */
 export {
   CHALLENGE_REFUSAL_CODES,
+  SNP_AK_NAME_PREFIX,
+  type NodeKind,
+  type PendingSnpEnrollment,
+  type TakePendingSnpEnrollmentResult,
   type AppendedDecision,
   type AttestationCommit,
   type AttestationInputs,

@@ -129,8 +129,41 @@ CREATE TABLE ima_state (
 );
 `;
 
+/**
+ * Version 3: SNP-only nodes (confidential VMs without a vTPM), identified by a long-term P-256
+ * node key instead of a TPM.
+ *
+ * - `nodes.kind` is 'tpm' (every node enrolled before this version) or 'snp'.
+ * - `nodes.node_key` holds an SNP node's key (DER SubjectPublicKeyInfo); NULL for a TPM node.
+ * - For kind 'snp' the NOT NULL TPM columns hold empty blobs (`ek_public`, `ak_public`) and
+ *   `ak_name` holds 0x53 0x4E ("SN") ‖ SHA-256(node_key). A TPM name starts with its nameAlg
+ *   (TPM_ALG_ID, big-endian: 0x00 0x04, 0x00 0x0B, …), never with 0x53, so the UNIQUE constraint
+ *   on `ak_name` keeps holding for both kinds and also makes a node key enrollable only once.
+ *   Nothing may decode an SNP node's empty `ak_public` as a TPM key: every TPM path checks the
+ *   kind first (APPRAISAL_NODE_KIND_MISMATCH).
+ * - `pending_snp_enrollments`: an SNP enrollment between its two steps (the nonce the report
+ *   must bind, with its node key and expiry); taken — read and deleted — by the one completion
+ *   attempt it allows.
+ */
+const V3_SQLITE = `
+ALTER TABLE nodes ADD COLUMN kind TEXT NOT NULL DEFAULT 'tpm' CHECK (kind IN ('tpm','snp'));
+ALTER TABLE nodes ADD COLUMN node_key BLOB;
+
+CREATE TABLE pending_snp_enrollments (
+  enrollment_id  TEXT PRIMARY KEY,
+  node_id        TEXT NOT NULL,
+  group_name     TEXT NOT NULL,
+  node_key       BLOB NOT NULL,
+  nonce          BLOB NOT NULL CHECK (length(nonce) >= 16),
+  created_at     INTEGER NOT NULL,
+  expires_at     INTEGER NOT NULL
+);
+CREATE INDEX pending_snp_enrollments_expires ON pending_snp_enrollments (expires_at);
+`;
+
 /** Every migration, in version order (dense, from 1). */
 export const MIGRATIONS: readonly Migration[] = [
   { version: 1, name: 'initial schema', sqlite: V1_SQLITE },
   { version: 2, name: 'IMA state per node', sqlite: V2_SQLITE },
+  { version: 3, name: 'SNP-only nodes', sqlite: V3_SQLITE },
 ];

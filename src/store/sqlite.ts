@@ -29,6 +29,7 @@ import { MisuseError, UnavailableError, isVouchError } from '../lib/errors.js';
 import { GENESIS_PREV, buildLedgerEntry } from '../ledger/entry.js';
 import { recordedDecision } from './commit.js';
 import { MIGRATIONS, SCHEMA_MIGRATIONS_SQLITE, migrationChecksum } from './migrations.js';
+import { SNP_AK_NAME_PREFIX } from './types.js';
 import type {
   AppendedDecision,
   AttestationCommit,
@@ -46,8 +47,11 @@ import type {
   NewChallenge,
   NewNode,
   NewPendingEnrollment,
+  NodeKind,
   NodeRecord,
   PendingEnrollment,
+  PendingSnpEnrollment,
+  TakePendingSnpEnrollmentResult,
   PolicyRecord,
   RecordedAttestation,
   QuoteCounters,
@@ -144,6 +148,11 @@ function colBlobOrNull(r: Row, t: string, c: string): Uint8Array | null {
 
 function nodeFromRow(r: Row): NodeRecord {
   const t = 'nodes';
+  const kind = colText(r, t, 'kind');
+  if (kind !== 'tpm' && kind !== 'snp') throw corrupt(t, 'kind', `the kind ${JSON.stringify(kind)}`);
+  const nodeKey = colBlobOrNull(r, t, 'node_key');
+  // A node of one kind never carries the other kind's identity (fail, never guess).
+  if ((kind === 'snp') !== (nodeKey !== null)) throw corrupt(t, 'node_key', kind === 'snp' ? 'NULL for an SNP node' : 'a key for a TPM node');
   const reset = colIntOrNull(r, t, 'reset_count');
   let counters: QuoteCounters | null = null;
   if (reset !== null) {
@@ -154,6 +163,8 @@ function nodeFromRow(r: Row): NodeRecord {
   return {
     nodeId: colText(r, t, 'node_id'),
     group: colText(r, t, 'group_name'),
+    kind,
+    nodeKey,
     ekPublic: colBlob(r, t, 'ek_public'),
     ekCert: colBlobOrNull(r, t, 'ek_cert'),
     akPublic: colBlob(r, t, 'ak_public'),
@@ -163,6 +174,40 @@ function nodeFromRow(r: Row): NodeRecord {
     lastQuoteAt: colIntOrNull(r, t, 'last_quote_at'),
     updatedAt: colInt(r, t, 'updated_at'),
   };
+}
+
+function pendingSnpFromRow(r: Row): PendingSnpEnrollment {
+  const t = 'pending_snp_enrollments';
+  return {
+    enrollmentId: colText(r, t, 'enrollment_id'),
+    nodeId: colText(r, t, 'node_id'),
+    group: colText(r, t, 'group_name'),
+    nodeKey: colBlob(r, t, 'node_key'),
+    nonce: colBlob(r, t, 'nonce'),
+    createdAt: colInt(r, t, 'created_at'),
+    expiresAt: colInt(r, t, 'expires_at'),
+  };
+}
+
+/**
+ * The identity columns of a new node, checked for its kind: a TPM node has no node key and a
+ * TPM name (never starting 0x53); an SNP node has a node key, empty TPM columns and the akName
+ * 0x53 0x4E ‖ SHA-256(nodeKey) (src/store/migrations.ts, version 3).
+ */
+function nodeIdentity(n: NewNode): { kind: NodeKind; nodeKey: Buffer | null } {
+  const kind = n.kind ?? 'tpm';
+  if (kind !== 'tpm' && kind !== 'snp') throw misuse(`kind must be 'tpm' or 'snp'`);
+  if (kind === 'tpm') {
+    if (n.nodeKey !== undefined && n.nodeKey !== null) throw misuse('a TPM node has no nodeKey');
+    if (n.akName[0] === SNP_AK_NAME_PREFIX[0]) throw misuse('a TPM node name cannot start with 0x53');
+    return { kind, nodeKey: null };
+  }
+  const key = checkBytes(n.nodeKey, 'nodeKey');
+  if (key.length === 0) throw misuse('an SNP node needs a nodeKey');
+  if (n.ekPublic.length !== 0 || n.akPublic.length !== 0 || n.ekCert !== null) throw misuse('an SNP node has empty ekPublic and akPublic and no ekCert');
+  const expected = Buffer.concat([SNP_AK_NAME_PREFIX, createHash('sha256').update(key).digest()]);
+  if (!expected.equals(checkBytes(n.akName, 'akName'))) throw misuse('an SNP node akName must be 0x53 0x4e || SHA-256(nodeKey)');
+  return { kind, nodeKey: key };
 }
 
 function pendingFromRow(r: Row): PendingEnrollment {
@@ -311,6 +356,7 @@ export class SqliteStore implements Store {
     createChallenge: (c: NewChallenge, params: Buffer) => void;
     consumeChallenge: (id: string, nodeId: string, now: number) => ConsumeChallengeResult;
     deleteExpired: (now: number) => number;
+    takePendingSnp: (id: string, now: number) => TakePendingSnpEnrollmentResult;
     assignPolicy: (group: string, digest: string, now: number) => void;
     appendBatch: (ops: readonly LedgerOp[]) => AppendedDecision[];
   };
@@ -320,8 +366,8 @@ export class SqliteStore implements Store {
     this.#path = file;
 
     const insertNode = db.prepare(
-      `INSERT INTO nodes (node_id, group_name, ek_public, ek_cert, ak_public, ak_name, enrolled_at, updated_at)
-       VALUES (?, ?, ?, ?, ?, ?, ?, ?)`,
+      `INSERT INTO nodes (node_id, group_name, ek_public, ek_cert, ak_public, ak_name, enrolled_at, updated_at, kind, node_key)
+       VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)`,
     );
     const nodeExists = db.prepare('SELECT 1 FROM nodes WHERE node_id = ?').pluck();
     const akExists = db.prepare('SELECT 1 FROM nodes WHERE ak_name = ?').pluck();
@@ -332,6 +378,7 @@ export class SqliteStore implements Store {
     const enrollNodeRaw = (n: NewNode): EnrollNodeResult => {
       const nodeId = checkId(n.nodeId, 'nodeId');
       const akName = checkBytes(n.akName, 'akName');
+      const identity = nodeIdentity(n);
       if (nodeExists.get(nodeId) !== undefined) return { ok: false, reason: 'node-exists' };
       if (akExists.get(akName) !== undefined) return { ok: false, reason: 'ak-exists' };
       const at = checkTime(n.enrolledAt, 'enrolledAt');
@@ -344,6 +391,8 @@ export class SqliteStore implements Store {
         akName,
         at,
         at,
+        identity.kind,
+        identity.nodeKey,
       );
       return { ok: true, node: nodeFromRow(selectNode.get(nodeId) as Row) };
     };
@@ -361,6 +410,9 @@ export class SqliteStore implements Store {
     const markConsumed = db.prepare('UPDATE challenges SET consumed_at = ? WHERE challenge_id = ? AND consumed_at IS NULL');
     const deleteExpiredChallenges = db.prepare('DELETE FROM challenges WHERE expires_at <= ?');
     const deleteExpiredPending = db.prepare('DELETE FROM pending_enrollments WHERE expires_at <= ?');
+    const deleteExpiredPendingSnp = db.prepare('DELETE FROM pending_snp_enrollments WHERE expires_at <= ?');
+    const selectPendingSnp = db.prepare('SELECT * FROM pending_snp_enrollments WHERE enrollment_id = ?');
+    const deletePendingSnp = db.prepare('DELETE FROM pending_snp_enrollments WHERE enrollment_id = ?');
 
     const policyExists = db.prepare('SELECT 1 FROM policies WHERE digest = ?').pluck();
     const upsertAssignment = db.prepare(
@@ -475,7 +527,16 @@ export class SqliteStore implements Store {
       consumeChallenge: db.transaction(consumeRaw).immediate,
 
       deleteExpired: db.transaction((now: number): number => {
-        return deleteExpiredChallenges.run(now).changes + deleteExpiredPending.run(now).changes;
+        return deleteExpiredChallenges.run(now).changes + deleteExpiredPending.run(now).changes + deleteExpiredPendingSnp.run(now).changes;
+      }).immediate,
+
+      takePendingSnp: db.transaction((id: string, now: number): TakePendingSnpEnrollmentResult => {
+        const row = selectPendingSnp.get(id) as Row | undefined;
+        if (row === undefined) return { ok: false, reason: 'unknown' };
+        const p = pendingSnpFromRow(row);
+        // Deleted whatever happens next: one attempt per enrollment, an expired one is gone too.
+        if (deletePendingSnp.run(id).changes !== 1) return { ok: false, reason: 'unknown' };
+        return now >= p.expiresAt ? { ok: false, reason: 'expired' } : { ok: true, pending: p };
       }).immediate,
 
       assignPolicy: db.transaction((group: string, digest: string, now: number): void => {
@@ -681,6 +742,36 @@ export class SqliteStore implements Store {
   async deletePendingEnrollment(enrollmentId: string): Promise<boolean> {
     checkId(enrollmentId, 'enrollmentId');
     return this.#run('deletePendingEnrollment', () => this.#stmt('DELETE FROM pending_enrollments WHERE enrollment_id = ?').run(enrollmentId).changes === 1);
+  }
+
+  async createPendingSnpEnrollment(p: PendingSnpEnrollment): Promise<void> {
+    const args = [
+      checkId(p.enrollmentId, 'enrollmentId'),
+      checkId(p.nodeId, 'nodeId'),
+      checkId(p.group, 'group'),
+      checkBytes(p.nodeKey, 'nodeKey'),
+      checkBytes(p.nonce, 'nonce'),
+      checkTime(p.createdAt, 'createdAt'),
+      checkTime(p.expiresAt, 'expiresAt'),
+    ];
+    if (p.nodeKey.length === 0) throw misuse('createPendingSnpEnrollment: nodeKey is empty');
+    if (p.nonce.length < 16) throw misuse('createPendingSnpEnrollment: nonce must be at least 16 bytes');
+    if (p.expiresAt <= p.createdAt) throw misuse('createPendingSnpEnrollment: expiresAt must be after createdAt');
+    this.#run('createPendingSnpEnrollment', () => {
+      if (this.#stmt('SELECT 1 FROM pending_snp_enrollments WHERE enrollment_id = ?').get(p.enrollmentId) !== undefined) {
+        throw misuse(`createPendingSnpEnrollment: enrollment id ${JSON.stringify(p.enrollmentId)} is already used`);
+      }
+      this.#stmt(
+        `INSERT INTO pending_snp_enrollments (enrollment_id, node_id, group_name, node_key, nonce, created_at, expires_at)
+         VALUES (?, ?, ?, ?, ?, ?, ?)`,
+      ).run(...args);
+    });
+  }
+
+  async takePendingSnpEnrollment(enrollmentId: string, now: number): Promise<TakePendingSnpEnrollmentResult> {
+    checkId(enrollmentId, 'enrollmentId');
+    checkTime(now, 'now');
+    return this.#run('takePendingSnpEnrollment', () => this.#tx.takePendingSnp(enrollmentId, now));
   }
 
   // --- challenges ------------------------------------------------------------------------------

@@ -28,24 +28,45 @@ export interface QuoteCounters {
   readonly clock: bigint;
 }
 
-/** What enrolment writes for a node. */
+/**
+ * How a node proves what it is: 'tpm' (EK, AK and quotes) or 'snp' (an SNP-only confidential VM:
+ * a long-term node key and SEV-SNP reports).
+ */
+export type NodeKind = 'tpm' | 'snp';
+
+/** The first byte of an SNP node's `akName` (0x53 0x4E, "SN"): no TPM name starts with 0x53. */
+export const SNP_AK_NAME_PREFIX = Uint8Array.of(0x53, 0x4e);
+
+/**
+ * What enrolment writes for a node.
+ *
+ * For kind 'snp' the TPM fields do not apply: `ekPublic` and `akPublic` are empty, `ekCert` is
+ * null, and `akName` is {@link SNP_AK_NAME_PREFIX} ‖ SHA-256(nodeKey) — a value no TPM name can
+ * take, so uniqueness holds across both kinds (src/store/migrations.ts, version 3).
+ */
 export interface NewNode {
   readonly nodeId: string;
   /** The group whose assigned policy applies to the node. */
   readonly group: string;
-  /** The EK's TPMT_PUBLIC bytes. */
+  /** Default 'tpm'. */
+  readonly kind?: NodeKind;
+  /** The EK's TPMT_PUBLIC bytes (empty for an SNP node). */
   readonly ekPublic: Uint8Array;
   /** The EK certificate (DER), when the TPM has one. */
   readonly ekCert: Uint8Array | null;
-  /** The AK's TPMT_PUBLIC bytes. */
+  /** The AK's TPMT_PUBLIC bytes (empty for an SNP node). */
   readonly akPublic: Uint8Array;
   /** The AK's TPM name (nameAlg || H(TPMT_PUBLIC)); unique across nodes. */
   readonly akName: Uint8Array;
+  /** An SNP node's key (DER SubjectPublicKeyInfo, P-256); null or absent for a TPM node. */
+  readonly nodeKey?: Uint8Array | null;
   readonly enrolledAt: number;
 }
 
 /** An enrolled node as stored. */
 export interface NodeRecord extends NewNode {
+  readonly kind: NodeKind;
+  readonly nodeKey: Uint8Array | null;
   /** Counters of the last accepted quote; null before the first. */
   readonly counters: QuoteCounters | null;
   /** Time of the last accepted quote; null before the first. */
@@ -93,6 +114,28 @@ export type NewPendingEnrollment = Omit<PendingEnrollment, 'attempts'>;
 export type CompleteEnrollmentResult =
   | { readonly ok: true; readonly node: NodeRecord }
   | { readonly ok: false; readonly reason: 'unknown' | 'expired' | EnrollRefusal };
+
+/**
+ * An SNP-only enrollment between its two steps: the node sent its key and got `nonce`; it must
+ * come back with a report whose REPORT_DATA binds (nonce, nodeKey) and a key proof over the
+ * report. Taken (read and deleted) by the one completion attempt it allows.
+ */
+export interface PendingSnpEnrollment {
+  readonly enrollmentId: string;
+  /** `snp-` + the first 32 hex digits of SHA-256(nodeKey). */
+  readonly nodeId: string;
+  readonly group: string;
+  /** DER SubjectPublicKeyInfo of the node key. */
+  readonly nodeKey: Uint8Array;
+  readonly nonce: Uint8Array;
+  readonly createdAt: number;
+  readonly expiresAt: number;
+}
+
+/** Result of {@link Store.takePendingSnpEnrollment}. */
+export type TakePendingSnpEnrollmentResult =
+  | { readonly ok: true; readonly pending: PendingSnpEnrollment }
+  | { readonly ok: false; readonly reason: 'unknown' | 'expired' };
 
 /** A challenge to create: single use, bound to one node, with an expiry. */
 export interface NewChallenge {
@@ -272,6 +315,13 @@ export interface Store {
   completeEnrollment(enrollmentId: string, now: number): Promise<CompleteEnrollmentResult>;
   /** Removes a pending enrolment (refused or abandoned); true when one was removed. */
   deletePendingEnrollment(enrollmentId: string): Promise<boolean>;
+  /** Stores an SNP-only enrollment's first step. @throws MisuseError when the id is taken */
+  createPendingSnpEnrollment(p: PendingSnpEnrollment): Promise<void>;
+  /**
+   * Atomically reads and deletes a pending SNP enrollment: exactly one caller gets it, whatever
+   * the number of processes. An expired one is deleted too and answered 'expired'.
+   */
+  takePendingSnpEnrollment(enrollmentId: string, now: number): Promise<TakePendingSnpEnrollmentResult>;
 
   // --- challenges ----------------------------------------------------------------------------
   /** @throws MisuseError when the node is not enrolled or the id is taken */
@@ -288,7 +338,7 @@ export interface Store {
    * matters atomically.
    */
   attestationInputs(challengeId: string, nodeId: string): Promise<AttestationInputs>;
-  /** Housekeeping: removes challenges and pending enrolments expired before `now`; returns the count. */
+  /** Housekeeping: removes challenges and pending enrolments (both kinds) expired before `now`; returns the count. */
   deleteExpired(now: number): Promise<number>;
 
   // --- policies ------------------------------------------------------------------------------

@@ -6,6 +6,8 @@
  * Routes:
  *   POST /v1/enrollments                  EK + AK → credential to activate (rate-limited)
  *   POST /v1/enrollments/:id/activate     activated secret → node enrolled
+ *   POST /v1/enrollments/snp              SNP-only node: group + node key → nonce (rate-limited)
+ *   POST /v1/enrollments/snp/:id          report + cert table + key proof → node enrolled (rate-limited)
  *   POST /v1/challenges                   node id → single-use nonce + PCR selection (rate-limited)
  *   POST /v1/attestations                 evidence (application/cbor or application/json) → decision + artifact
  *   GET  /.well-known/jwks.json           artifact verification keys
@@ -31,6 +33,24 @@ const EnrollBody = Type.Object(
 );
 const ActivateBody = Type.Object({ secret: Type.String({ pattern: '^[A-Za-z0-9_-]{1,128}$' }) }, { additionalProperties: false });
 const ActivateParams = Type.Object({ id: Type.String({ pattern: '^[0-9a-f]{32}$' }) }, { additionalProperties: false });
+const SnpEnrollBody = Type.Object(
+  {
+    group: Type.String({ pattern: '^[a-z0-9-]{1,64}$' }),
+    // A P-256 SPKI is 91 bytes; parseNodeKey holds it to one encoding.
+    nodeKey: Type.String({ pattern: '^[A-Za-z0-9_-]{1,512}$' }),
+  },
+  { additionalProperties: false },
+);
+/** A certificate table (VCEK or VLEK, ASK or ASVK, ARK, CRL) is a few KiB; 64 KiB at most, as the agent accepts. */
+const SNP_CERT_TABLE_B64_MAX = Math.ceil((64 * 1024 * 4) / 3);
+const SnpCompleteBody = Type.Object(
+  {
+    report: Type.String({ pattern: '^[A-Za-z0-9_-]{1,2048}$' }),
+    certTable: Type.Optional(Type.String({ pattern: '^[A-Za-z0-9_-]*$', maxLength: SNP_CERT_TABLE_B64_MAX })),
+    keyProof: Type.String({ pattern: '^[A-Za-z0-9_-]{1,128}$' }),
+  },
+  { additionalProperties: false },
+);
 const ChallengeBody = Type.Object({ nodeId: Type.String({ pattern: '^[A-Za-z0-9._:-]{1,128}$' }) }, { additionalProperties: false });
 
 /** Options of {@link buildApp}. */
@@ -65,6 +85,15 @@ export async function buildApp(service: VerifierService, opts: AppOptions = {}):
       '/v1/enrollments/:id/activate',
       { schema: { body: ActivateBody, params: ActivateParams } },
       async (req) => service.activate(req.params.id, req.body.secret),
+    );
+    scope.post<{ Body: Static<typeof SnpEnrollBody> }>('/v1/enrollments/snp', { schema: { body: SnpEnrollBody } }, async (req, reply) => {
+      const out = await service.enrollSnp(req.body);
+      return reply.status(201).send(out);
+    });
+    scope.post<{ Body: Static<typeof SnpCompleteBody>; Params: Static<typeof ActivateParams> }>(
+      '/v1/enrollments/snp/:id',
+      { schema: { body: SnpCompleteBody, params: ActivateParams }, bodyLimit: 128 * 1024 },
+      async (req) => service.completeSnpEnrollment(req.params.id, req.body),
     );
     scope.post<{ Body: Static<typeof ChallengeBody> }>('/v1/challenges', { schema: { body: ChallengeBody } }, async (req, reply) => {
       const out = await service.challenge(req.body.nodeId);

@@ -1,5 +1,6 @@
 /**
- * The verifier's operations, independent of HTTP: enrollment (EK chain + credential activation),
+ * The verifier's operations, independent of HTTP: enrollment (EK chain + credential activation
+ * for TPM nodes; a report binding a node key, with its proof of possession, for SNP-only nodes),
  * challenges, appraisal with artifact issuance. Every decision is appended to the ledger.
  *
  * Fail closed: an exception anywhere (store, signer, appraisal) ends the request with an error and
@@ -23,8 +24,10 @@ import { SnpVerifyCache } from '../snp/verify.js';
 import { resolveSnpCollateral, type SnpKdsSettings } from './snp-collateral.js';
 import type { SnpProduct } from '../snp/collateral.js';
 import { appraise, boundKeySupported, challengeSelection, type Appraisal, type ChallengeInput } from '../appraisal/appraise.js';
+import { appraiseSnpEnrollment, appraiseSnpOnly, snpOnlyPolicyFailures } from '../appraisal/snp-only.js';
 import { evidenceDigest, type Evidence } from '../evidence/envelope.js';
-import { CHALLENGE_REFUSAL_CODES, type ChallengeRecord, type ChallengeRefusal, type AttestationRaceFailures, type NodeRecord, type Store } from '../store/types.js';
+import { parseNodeKey } from '../evidence/key-proof.js';
+import { CHALLENGE_REFUSAL_CODES, SNP_AK_NAME_PREFIX, type ChallengeRecord, type ChallengeRefusal, type AttestationRaceFailures, type NodeRecord, type Store } from '../store/types.js';
 import { raceFailures } from '../store/commit.js';
 
 /** Settings of a verifier. */
@@ -73,6 +76,29 @@ export interface EnrollChallenge {
   readonly expiresAt: number;
 }
 
+/** First step of an SNP-only enrollment (JSON): the group and the node key (base64url DER SPKI, P-256). */
+export interface SnpEnrollRequest {
+  readonly group: string;
+  readonly nodeKey: string;
+}
+
+/** The answer to {@link SnpEnrollRequest}: the nonce the report and the key proof must bind. */
+export interface SnpEnrollChallenge {
+  readonly enrollmentId: string;
+  readonly nonce: string;
+  readonly expiresAt: number;
+}
+
+/** Second step of an SNP-only enrollment (JSON, base64url byte strings). */
+export interface SnpEnrollCompletion {
+  /** The 1184-byte SEV-SNP report, REPORT_DATA = teeReportData(nonce, nodeKey). */
+  readonly report: string;
+  /** The certificate table of the extended report (VCEK/VLEK, ASK, ARK, CRL). */
+  readonly certTable?: string;
+  /** ECDSA P-256 (r || s) by the node key over nodeKeyProofMessage(nonce, report). */
+  readonly keyProof: string;
+}
+
 export interface ChallengeResponse {
   readonly challengeId: string;
   readonly nonce: string;
@@ -107,6 +133,22 @@ const sha256 = (b: Uint8Array): Uint8Array => new Uint8Array(createHash('sha256'
 /** Node ids derive from the EK: stable across agent reinstalls, never chosen by the node. */
 export function nodeIdForEk(ekPublic: TpmtPublic): string {
   return `tpm-${toHex(tpmName(ekPublic).subarray(2, 14))}`;
+}
+
+/** An SNP-only node's id: `snp-` + the first 32 hex digits of SHA-256(node key SPKI). */
+export function nodeIdForNodeKey(nodeKeySpki: Uint8Array): string {
+  return `snp-${toHex(sha256(nodeKeySpki)).slice(0, 32)}`;
+}
+
+/**
+ * The `akName` an SNP-only node is stored under: 0x53 0x4E ‖ SHA-256(node key SPKI). No TPM
+ * name starts with 0x53, so names stay unique across both kinds (src/store/migrations.ts v3).
+ */
+export function snpAkName(nodeKeySpki: Uint8Array): Uint8Array {
+  const out = new Uint8Array(SNP_AK_NAME_PREFIX.length + 32);
+  out.set(SNP_AK_NAME_PREFIX);
+  out.set(sha256(nodeKeySpki), SNP_AK_NAME_PREFIX.length);
+  return out;
 }
 
 function b64(field: string, v: string): Uint8Array {
@@ -163,6 +205,11 @@ export class VerifierService {
     const akPublic = decodeTpmtPublic(b64('akPublic', req.akPublic));
     const nodeId = nodeIdForEk(ekPublic);
     const akName = tpmName(akPublic);
+
+    // A group whose policy has no tpm rules (one for SNP-only nodes) admits no TPM node.
+    if (this.settings.groups.get(req.group)?.tpm === undefined) {
+      failures.push(failure('ENROLL_TPM_NOT_ALLOWED', { field: 'group', actual: req.group }));
+    }
 
     // The AK: a restricted signing key whose key can be imported.
     failures.push(...checkAkTemplate(akPublic));
@@ -259,6 +306,101 @@ export class VerifierService {
     return { nodeId: pending.nodeId, akName: toHex(pending.akName), ledger };
   }
 
+  /**
+   * Step 1 of an SNP-only enrollment: the group's policy must admit SNP-only nodes (snp rules, no
+   * TPM rules) and the node key must be a P-256 SPKI; the answer is the nonce that the report's
+   * REPORT_DATA (with the node key) and the key proof must bind.
+   */
+  async enrollSnp(req: SnpEnrollRequest): Promise<SnpEnrollChallenge> {
+    const now = this.deps.clock();
+    const policy = this.settings.groups.get(req.group);
+    if (policy === undefined) {
+      throw new MisuseError('ENROLL_GROUP_UNKNOWN', `group "${req.group}" is not configured on this verifier`, { field: 'group', actual: req.group });
+    }
+    const nodeKey = b64('nodeKey', req.nodeKey);
+    parseNodeKey(nodeKey, 'nodeKey');
+    const nodeId = nodeIdForNodeKey(nodeKey);
+    const pf = snpOnlyPolicyFailures(policy);
+    if (pf.length > 0) {
+      const failures = [failure('ENROLL_SNP_NOT_ALLOWED', { field: 'group', actual: pf.map((f) => f.code).join(', ') }), ...pf];
+      const seq = await this.#record('enroll', nodeId, 'refused', now, { kind: 'snp', group: req.group, nodeKeySha256: toHex(sha256(nodeKey)), failures });
+      throw new RefusalError(failures[0] as Failure, failures, seq);
+    }
+    const enrollmentId = toHex(this.deps.random(16));
+    const nonce = this.deps.random(32);
+    const expiresAt = now + this.settings.enrollmentTtlMs;
+    await this.deps.store.createPendingSnpEnrollment({ enrollmentId, nodeId, group: req.group, nodeKey, nonce, createdAt: now, expiresAt });
+    return { enrollmentId, nonce: toBase64Url(nonce), expiresAt };
+  }
+
+  /**
+   * Step 2 of an SNP-only enrollment. The pending enrollment is taken (single use: a refusal
+   * ends it too); the report is verified and appraised against the group's `snp` rules with
+   * REPORT_DATA = teeReportData(nonce, node key), and the key proof is checked. Only then is the
+   * node enrolled, as `snp-…` with kind 'snp'. Every outcome past the lookup is recorded.
+   */
+  async completeSnpEnrollment(enrollmentId: string, body: SnpEnrollCompletion): Promise<{ nodeId: string; ledger: { seq: number; hash: string } }> {
+    const now = this.deps.clock();
+    // Decode first: a malformed body does not use up the enrollment.
+    const report = b64('report', body.report);
+    const certTable = body.certTable === undefined ? undefined : b64('certTable', body.certTable);
+    const keyProof = b64('keyProof', body.keyProof);
+    const taken = await this.deps.store.takePendingSnpEnrollment(enrollmentId, now);
+    if (!taken.ok) {
+      throw new VerificationError('ENROLL_UNKNOWN', taken.reason === 'expired' ? 'the pending enrollment expired before it was completed' : undefined, { field: 'enrollmentId', actual: enrollmentId });
+    }
+    const pending = taken.pending;
+    const policy = this.settings.groups.get(pending.group) ?? null;
+    // KDS collateral as at attestation; the enrollment was taken (single use) before any fetch.
+    const kds = this.settings.snp?.kds;
+    const snpCollateral =
+      kds !== undefined && policy?.snp !== undefined
+        ? await resolveSnpCollateral({ evidence: { report, ...(certTable !== undefined ? { certTable } : {}) }, pinnedArks: this.settings.snp?.pinnedArks, products: kds.products }, kds.client)
+        : undefined;
+    const a = appraiseSnpEnrollment({
+      policy,
+      nodeKey: pending.nodeKey,
+      nonce: pending.nonce,
+      snp: { report, ...(certTable !== undefined ? { certTable } : {}) },
+      keyProof,
+      now,
+      snpTrust: { ...(this.settings.snp ?? {}), cache: this.#snpCache, ...(snpCollateral !== undefined ? { collateral: snpCollateral } : {}) },
+    });
+    const body0 = {
+      kind: 'snp',
+      group: pending.group,
+      nodeKeySha256: toHex(sha256(pending.nodeKey)),
+      reportSha256: a.reportSha256,
+      chipId: a.chipId ?? null,
+      measurement: a.snp?.measurement ?? null,
+      policyId: policy?.id ?? null,
+      policyDigest: policy === null ? null : policyDigest(policy),
+    };
+    if (!a.ok) {
+      const failures = a.failures.length > 0 ? a.failures : [failure('APPRAISAL_INTERNAL_ERROR', { message: 'the report was not verified' })];
+      const seq = await this.#record('enroll', pending.nodeId, 'refused', now, { ...body0, failures });
+      throw new RefusalError(failures[0] as Failure, failures, seq);
+    }
+    const done = await this.deps.store.enrollNode({
+      nodeId: pending.nodeId,
+      group: pending.group,
+      kind: 'snp',
+      nodeKey: pending.nodeKey,
+      ekPublic: new Uint8Array(0),
+      ekCert: null,
+      akPublic: new Uint8Array(0),
+      akName: snpAkName(pending.nodeKey),
+      enrolledAt: now,
+    });
+    if (!done.ok) {
+      const f = failure('ENROLL_CONFLICT', { message: `enrollment refused: ${done.reason}`, field: 'nodeId', actual: pending.nodeId });
+      const seq = await this.#record('enroll', pending.nodeId, 'refused', now, { ...body0, failures: [f] });
+      throw new RefusalError(f, [f], seq);
+    }
+    const ledger = await this.#record('enroll', pending.nodeId, 'enrolled', now, body0);
+    return { nodeId: pending.nodeId, ledger };
+  }
+
   /** Issues a single-use challenge for an enrolled node, with the PCR selection its policy needs. */
   async challenge(nodeId: string): Promise<ChallengeResponse> {
     const now = this.deps.clock();
@@ -287,6 +429,8 @@ export class VerifierService {
   }
 
   #akKey(node: NodeRecord): TpmVerifyKey {
+    // An SNP node's ak_public is an empty placeholder: never decoded as a TPM key.
+    if (node.kind !== 'tpm') throw new VerificationError('APPRAISAL_NODE_KIND_MISMATCH', `node ${node.nodeId} is an SNP-only node and has no attestation key`, { field: 'node.kind', expected: 'tpm', actual: node.kind });
     const hex = toHex(node.akPublic);
     const hit = this.#akCache.get(node.nodeId);
     if (hit !== undefined && hit.akPublicHex === hex) return hit.key;
@@ -328,6 +472,9 @@ export class VerifierService {
     const policy = node === null ? null : (this.settings.groups.get(node.group) ?? null);
 
     const fresh = challengeInput(challenge, evidence.nodeId, now);
+    // An SNP-only node (or SNP-only evidence naming no enrolled node) is appraised by
+    // appraiseSnpOnly, a TPM node by appraise; each refuses evidence of the other kind.
+    const snpOnly = node !== null ? node.kind === 'snp' : evidence.tpm === undefined;
     let appraisal: Appraisal;
     try {
       // SEV-SNP collateral from AMD KDS or its cache, fetched before the pure appraisal, and only
@@ -337,17 +484,29 @@ export class VerifierService {
         evidence.snp !== undefined && kds !== undefined && fresh.ok && node !== null && policy?.snp !== undefined
           ? await resolveSnpCollateral({ evidence: evidence.snp, pinnedArks: this.settings.snp?.pinnedArks, products: kds.products }, kds.client)
           : undefined;
-      appraisal = appraise({
-        evidence,
-        challenge: fresh,
-        node: node === null ? null : { nodeId: node.nodeId, ak: this.#akKey(node), counters: node.counters },
-        policy,
-        now,
-        boundKeySupported: this.#boundKey(evidence.boundKey) !== null,
-        imaState,
-        snpTrust: { ...(this.settings.snp ?? {}), cache: this.#snpCache, ...(snpCollateral !== undefined ? { collateral: snpCollateral } : {}) },
-        ...(options.evidenceDigest !== undefined ? { evidenceDigest: options.evidenceDigest } : {}),
-      });
+      const snpTrust = { ...(this.settings.snp ?? {}), cache: this.#snpCache, ...(snpCollateral !== undefined ? { collateral: snpCollateral } : {}) };
+      const digest = options.evidenceDigest !== undefined ? { evidenceDigest: options.evidenceDigest } : {};
+      appraisal = snpOnly
+        ? appraiseSnpOnly({
+            evidence,
+            challenge: fresh,
+            node: node === null ? null : { nodeId: node.nodeId, kind: node.kind, nodeKey: node.nodeKey },
+            policy,
+            now,
+            snpTrust,
+            ...digest,
+          })
+        : appraise({
+            evidence,
+            challenge: fresh,
+            node: node === null ? null : { nodeId: node.nodeId, ak: this.#akKey(node), counters: node.counters },
+            policy,
+            now,
+            boundKeySupported: this.#boundKey(evidence.boundKey) !== null,
+            imaState,
+            snpTrust,
+            ...digest,
+          });
     } catch (cause) {
       // An exception inside appraisal is never an allow: record it and answer 5xx.
       const f = failure('APPRAISAL_INTERNAL_ERROR', { message: isVouchError(cause) ? `${cause.code}: ${cause.message}` : 'unexpected error' });
@@ -356,7 +515,8 @@ export class VerifierService {
     }
 
     const claims = appraisal.claims;
-    const wantsCounters = appraisal.status === 'affirming' && node !== null && claims !== undefined;
+    // An SNP-only node has no TPM counters: its attestations commit with counters null.
+    const wantsCounters = !snpOnly && appraisal.status === 'affirming' && node !== null && claims !== undefined;
     // What to add if a step loses a race with a concurrent submission of this node (see
     // src/store/commit.ts): a challenge fresh when read but consumed first is a replay.
     const onRace: AttestationRaceFailures<Failure> = {
@@ -388,7 +548,7 @@ export class VerifierService {
           policyDigest: appraisal.policyDigest,
           failures: appraisal.failures,
           trustVector: appraisal.trustVector,
-          claims: appraisal.claims === undefined ? null : ledgerClaims(appraisal.claims),
+          claims: appraisal.claims !== undefined ? ledgerClaims(appraisal.claims) : appraisal.snpOnly !== undefined ? ledgerClaims(appraisal.snpOnly) : null,
         },
       },
       onRace,
@@ -405,13 +565,16 @@ export class VerifierService {
       verifierId: this.settings.verifierId,
       nodeId: evidence.nodeId,
       ...(policy.artifact.audience !== undefined ? { audience: policy.artifact.audience } : {}),
-      submods: {
-        tpm0: { status: 'affirming', trustVector: final.trustVector },
-        // A verified SEV-SNP report: a genuine AMD platform, approved configuration, encrypted memory.
-        ...(final.claims?.snp !== undefined
-          ? { cpu0: { status: 'affirming' as const, trustVector: { 'instance-identity': AR4SI.instanceIdentity.trustworthy, configuration: AR4SI.configuration.approved, hardware: AR4SI.hardware.genuine, 'runtime-opaque': AR4SI.runtimeOpaque.encryptedMemory } } }
-          : {}),
-      },
+      // An SNP-only node has only `cpu0` (no TPM was appraised, so no `tpm0`).
+      submods: snpOnly
+        ? { cpu0: { status: 'affirming' as const, trustVector: final.trustVector } }
+        : {
+            tpm0: { status: 'affirming', trustVector: final.trustVector },
+            // A verified SEV-SNP report: a genuine AMD platform, approved configuration, encrypted memory.
+            ...(final.claims?.snp !== undefined
+              ? { cpu0: { status: 'affirming' as const, trustVector: { 'instance-identity': AR4SI.instanceIdentity.trustworthy, configuration: AR4SI.configuration.approved, hardware: AR4SI.hardware.genuine, 'runtime-opaque': AR4SI.runtimeOpaque.encryptedMemory } } }
+              : {}),
+          },
       policyId: policy.id,
       policyDigest: policyDigest(policy),
       evidenceDigest: final.evidenceDigest,

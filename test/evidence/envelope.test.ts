@@ -1,4 +1,4 @@
-import { createHash } from 'node:crypto';
+import { createHash, generateKeyPairSync, verify } from 'node:crypto';
 import fc from 'fast-check';
 import { describe, expect, it } from 'vitest';
 import {
@@ -10,7 +10,8 @@ import {
   evidenceDigest,
   type Evidence,
 } from '../../src/evidence/envelope.js';
-import { teeReportData, tpmQualifyingData } from '../../src/evidence/binding.js';
+import { nodeKeyProofMessage, teeReportData, tpmQualifyingData } from '../../src/evidence/binding.js';
+import { checkNodeKeyProof, parseNodeKey, signNodeKeyProof } from '../../src/evidence/key-proof.js';
 import { encodeCanonical } from '../../src/lib/cbor.js';
 import { VouchError } from '../../src/lib/errors.js';
 
@@ -58,6 +59,55 @@ describe('evidence envelope v1', () => {
     expect(codeOf(() => decodeEvidenceJson(JSON.stringify(doc)))).toBe('EVIDENCE_MALFORMED');
   });
 
+  const snpOnly: Evidence = {
+    version: 1,
+    challengeId: 'c-2',
+    nodeId: 'snp-0123456789abcdef0123456789abcdef',
+    boundKey: new Uint8Array([0x30, 1, 2]),
+    snp: { report: new Uint8Array(1184).fill(3), certTable: new Uint8Array([5, 5]) },
+    keyProof: new Uint8Array(64).fill(9),
+  };
+
+  it('SNP-only evidence (no tpm) round-trips, with keyProof after snp in canonical order', () => {
+    expect(decodeEvidenceCbor(encodeEvidenceCbor(snpOnly))).toEqual(snpOnly);
+    expect(decodeEvidenceJson(encodeEvidenceJson(snpOnly))).toEqual(snpOnly);
+    expect(Object.keys(JSON.parse(encodeEvidenceJson(snpOnly)) as object)).toEqual(['v', 'challenge', 'node', 'boundKey', 'snp', 'keyProof']);
+  });
+
+  it('exactly one shape: SNP-only needs snp and a 64-byte keyProof; a TPM envelope refuses keyProof', () => {
+    const doc = (): Record<string, unknown> => JSON.parse(encodeEvidenceJson(snpOnly)) as Record<string, unknown>;
+    const field = (d: Record<string, unknown>): string | undefined => {
+      try {
+        decodeEvidenceJson(JSON.stringify(d));
+      } catch (e) {
+        if (e instanceof VouchError) return `${e.code} ${e.field ?? ''}`;
+        throw e;
+      }
+      return undefined;
+    };
+    const noProof = doc();
+    delete noProof['keyProof'];
+    expect(field(noProof)).toBe('EVIDENCE_MALFORMED evidence.keyProof');
+    const noSnp = doc();
+    delete noSnp['snp'];
+    expect(field(noSnp)).toBe('EVIDENCE_MALFORMED evidence.tpm');
+    const short = doc();
+    short['keyProof'] = Buffer.from(new Uint8Array(63)).toString('base64url');
+    expect(field(short)).toBe('EVIDENCE_MALFORMED evidence.keyProof');
+    const both = JSON.parse(encodeEvidenceJson(base)) as Record<string, unknown>;
+    both['keyProof'] = doc()['keyProof'];
+    expect(field(both)).toBe('EVIDENCE_MALFORMED evidence.keyProof');
+    const nullTpm = doc();
+    nullTpm['tpm'] = null;
+    expect(field(nullTpm)).toBe('EVIDENCE_MALFORMED evidence.tpm');
+    const extra = doc();
+    extra['nodeKey'] = 'AA';
+    expect(field(extra)).toBe('EVIDENCE_UNKNOWN_FIELD evidence.nodeKey');
+    // The same checks hold for CBOR (one data model).
+    const m = new Map<string, unknown>([['v', 1], ['challenge', 'c'], ['node', 'n'], ['boundKey', new Uint8Array([1])], ['snp', new Map([['report', new Uint8Array(1184)]])]]);
+    expect(codeOf(() => decodeEvidenceCbor(encodeCanonical(m)))).toBe('EVIDENCE_MALFORMED');
+  });
+
   it('non-canonical CBOR (keys out of order) is refused', () => {
     const m = new Map<string, unknown>([['v', 1], ['node', 'tpm-1']]);
     const canonical = encodeCanonical(m);
@@ -67,7 +117,7 @@ describe('evidence envelope v1', () => {
   });
 
   const bytesArb = (min: number, max: number) => fc.uint8Array({ minLength: min, maxLength: max });
-  const evidenceArb: fc.Arbitrary<Evidence> = fc.record({
+  const tpmEvidenceArb: fc.Arbitrary<Evidence> = fc.record({
     challengeId: fc.stringMatching(/^[A-Za-z0-9_-]{1,40}$/),
     nodeId: fc.stringMatching(/^[A-Za-z0-9._:-]{1,40}$/),
     boundKey: bytesArb(1, 100),
@@ -92,6 +142,55 @@ describe('evidence envelope v1', () => {
     },
     ...(r.snp !== undefined ? { snp: { report: r.snp[0], ...(r.snp[1] !== undefined ? { certTable: r.snp[1] } : {}) } } : {}),
   }));
+  /** SNP-only envelopes: no tpm, snp and keyProof required. */
+  const snpOnlyEvidenceArb: fc.Arbitrary<Evidence> = fc.record({
+    challengeId: fc.stringMatching(/^[A-Za-z0-9_-]{1,40}$/),
+    nodeId: fc.stringMatching(/^[A-Za-z0-9._:-]{1,40}$/),
+    boundKey: bytesArb(1, 100),
+    report: bytesArb(1184, 1184),
+    certTable: fc.option(bytesArb(0, 64), { nil: undefined }),
+    keyProof: bytesArb(64, 64),
+  }).map((r) => ({
+    version: 1 as const,
+    challengeId: r.challengeId,
+    nodeId: r.nodeId,
+    boundKey: r.boundKey,
+    snp: { report: r.report, ...(r.certTable !== undefined ? { certTable: r.certTable } : {}) },
+    keyProof: r.keyProof,
+  }));
+  const evidenceArb: fc.Arbitrary<Evidence> = fc.oneof(tpmEvidenceArb, snpOnlyEvidenceArb);
+
+  it('property: both shapes (TPM, SNP-only) round-trip through CBOR and JSON to the same evidence and digest', () => {
+    fc.assert(
+      fc.property(evidenceArb, (e) => {
+        const viaCbor = decodeEvidenceCbor(encodeEvidenceCbor(e));
+        const viaJson = decodeEvidenceJson(encodeEvidenceJson(e));
+        expect(viaCbor).toEqual(e);
+        expect(viaJson).toEqual(e);
+        expect(Buffer.from(evidenceDigest(viaJson)).equals(Buffer.from(evidenceDigest(e)))).toBe(true);
+      }),
+      { numRuns: 200 },
+    );
+  });
+
+  it('property: a mutated SNP-only envelope either decodes to one that re-encodes to the same bytes, or is a typed error', () => {
+    fc.assert(
+      fc.property(snpOnlyEvidenceArb, fc.nat(), fc.integer({ min: 0, max: 255 }), (e, at, value) => {
+        const bytes = encodeEvidenceCbor(e);
+        bytes[at % bytes.length] = value;
+        let decoded: Evidence;
+        try {
+          decoded = decodeEvidenceCbor(bytes);
+        } catch (err) {
+          expect(err).toBeInstanceOf(VouchError);
+          expect((err as VouchError).code).toMatch(/^EVIDENCE_/);
+          return;
+        }
+        expect(Buffer.from(encodeEvidenceCbor(decoded)).equals(Buffer.from(bytes))).toBe(true);
+      }),
+      { numRuns: 1500 },
+    );
+  });
 
   it('property: the digest of the received CBOR bytes is the evidence digest, and those bytes are the canonical encoding', () => {
     fc.assert(
@@ -130,6 +229,69 @@ describe('evidence envelope v1', () => {
         expect(codeOf(() => decodeEvidenceCbor(b))).toMatch(/^(EVIDENCE_|REQUEST_)/);
       }),
       { numRuns: 2000 },
+    );
+  });
+});
+
+describe('node key proof', () => {
+  it('the message is SHA-256(tag || 0x00 || u16be(len(nonce)) || nonce || SHA-256(report)), as the README states', () => {
+    const nonce = new Uint8Array(300).map((_, i) => (i * 7) & 0xff);
+    const report = new Uint8Array(1184).fill(0x42);
+    const msg = Buffer.concat([Buffer.from('vouch/node-key-proof/v1', 'utf8'), Buffer.of(0, 300 >> 8, 300 & 0xff), nonce, createHash('sha256').update(report).digest()]);
+    expect(Buffer.from(nodeKeyProofMessage(nonce, report)).toString('hex')).toBe(createHash('sha256').update(msg).digest('hex'));
+    expect(codeOf(() => nodeKeyProofMessage(new Uint8Array(0), report))).toBe('MISUSE_ARGUMENT');
+  });
+
+  it('a proof verifies with the node key only, over that nonce and that report (ES256, r || s)', () => {
+    const { privateKey, publicKey } = generateKeyPairSync('ec', { namedCurve: 'P-256' });
+    const spki = new Uint8Array(publicKey.export({ format: 'der', type: 'spki' }));
+    const key = parseNodeKey(spki);
+    const nonce = new Uint8Array(32).fill(1);
+    const report = new Uint8Array(1184).fill(2);
+    const proof = signNodeKeyProof(privateKey, nonce, report);
+    expect(proof).toHaveLength(64);
+    expect(verify('sha256', nodeKeyProofMessage(nonce, report), { key: publicKey, dsaEncoding: 'ieee-p1363' }, proof)).toBe(true);
+    expect(checkNodeKeyProof(key, proof, nonce, report)).toEqual([]);
+    const other = new Uint8Array(report);
+    other[0] = (other[0] ?? 0) ^ 1;
+    expect(checkNodeKeyProof(key, proof, nonce, other).map((f) => f.code)).toEqual(['SNP_KEY_PROOF_INVALID']);
+    expect(checkNodeKeyProof(key, proof, new Uint8Array(32).fill(3), report).map((f) => f.code)).toEqual(['SNP_KEY_PROOF_INVALID']);
+    expect(checkNodeKeyProof(key, proof.subarray(0, 63), nonce, report).map((f) => f.code)).toEqual(['SNP_KEY_PROOF_INVALID']);
+    const flipped = new Uint8Array(proof);
+    flipped[10] = (flipped[10] ?? 0) ^ 0x80;
+    expect(checkNodeKeyProof(key, flipped, nonce, report).map((f) => f.code)).toEqual(['SNP_KEY_PROOF_INVALID']);
+  });
+
+  it('a node key is a P-256 SPKI in its one canonical encoding', () => {
+    const p256 = new Uint8Array(generateKeyPairSync('ec', { namedCurve: 'P-256' }).publicKey.export({ format: 'der', type: 'spki' }));
+    expect(parseNodeKey(p256).asymmetricKeyType).toBe('ec');
+    const p384 = new Uint8Array(generateKeyPairSync('ec', { namedCurve: 'P-384' }).publicKey.export({ format: 'der', type: 'spki' }));
+    expect(codeOf(() => parseNodeKey(p384))).toBe('ENROLL_NODE_KEY_INVALID');
+    const ed = new Uint8Array(generateKeyPairSync('ed25519').publicKey.export({ format: 'der', type: 'spki' }));
+    expect(codeOf(() => parseNodeKey(ed))).toBe('ENROLL_NODE_KEY_INVALID');
+    expect(codeOf(() => parseNodeKey(Uint8Array.of(...p256, 0)))).toBe('ENROLL_NODE_KEY_INVALID');
+    expect(codeOf(() => parseNodeKey(new Uint8Array(0)))).toBe('ENROLL_NODE_KEY_INVALID');
+  });
+
+  it('fuzz: mutated or random node keys only ever give ENROLL_NODE_KEY_INVALID or a P-256 key that re-encodes to the same bytes', () => {
+    const p256 = new Uint8Array(generateKeyPairSync('ec', { namedCurve: 'P-256' }).publicKey.export({ format: 'der', type: 'spki' }));
+    fc.assert(
+      fc.property(fc.oneof(fc.uint8Array({ maxLength: 300 }), fc.tuple(fc.nat(), fc.integer({ min: 0, max: 255 })).map(([at, v]) => {
+        const b = new Uint8Array(p256);
+        b[at % b.length] = v;
+        return b;
+      })), (b) => {
+        let key;
+        try {
+          key = parseNodeKey(b);
+        } catch (e) {
+          expect(e).toBeInstanceOf(VouchError);
+          expect((e as VouchError).code).toBe('ENROLL_NODE_KEY_INVALID');
+          return;
+        }
+        expect(Buffer.from(key.export({ format: 'der', type: 'spki' })).equals(Buffer.from(b))).toBe(true);
+      }),
+      { numRuns: 1000 },
     );
   });
 });

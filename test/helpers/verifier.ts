@@ -36,7 +36,7 @@ import { parseEkCertificate, trustStoreFromCerts, type EkTrustStore } from '../.
 import { TPM_ALG, decodeTpmtPublic, encodeTpmtPublic, hashByName, pcrSelection, type PcrSelection, type TpmtPublic } from '../../src/tpm/abi/index.js';
 import { EK_TEMPLATE_RSA2048 } from '../../src/tpm/templates.js';
 import { tpmQualifyingData } from '../../src/evidence/binding.js';
-import { EVIDENCE_VERSION, encodeEvidenceCbor, encodeEvidenceJson, type Evidence } from '../../src/evidence/envelope.js';
+import { EVIDENCE_VERSION, encodeEvidenceCbor, encodeEvidenceJson, type Evidence, type TpmNodeEvidence } from '../../src/evidence/envelope.js';
 import type { ErrorCode } from '../../src/lib/errors.js';
 import type { Failure } from '../../src/lib/failure.js';
 import { syntheticAk, syntheticPcrs, syntheticQuote, signAttest, type SyntheticAk } from './synthetic.js';
@@ -471,7 +471,7 @@ export interface EvidenceOptions {
   readonly counters?: { resetCount?: number; restartCount?: number; clock?: bigint };
 }
 
-export function buildEvidence(o: EvidenceOptions): Evidence {
+export function buildEvidence(o: EvidenceOptions): TpmNodeEvidence {
   const key = o.boundKey ?? boundKey();
   const selection = o.quoteSelection ?? o.challenge.selection;
   const values = pick(o.pcrs ?? GOOD_PCRS, selection);

@@ -72,10 +72,10 @@ describe.skipIf(!HAVE_REAL)('learning from the real GCE COS 85 evidence (sha256 
     const policy = loaded(l);
     const quoted = gceInput().pcrs.get(TPM_ALG.SHA256)!;
     const covered = new Set(replayEventLog(parseEventLog(readReal(...GCE, 'eventlog.bin'))).eventsByPcr.keys());
-    expect(policy.tpm.banks).toEqual(['sha256']);
-    expect(Object.keys(policy.tpm.pcrs.sha256!).map(Number)).toEqual(Array.from({ length: 24 }, (_, i) => i));
+    expect(policy.tpm!.banks).toEqual(['sha256']);
+    expect(Object.keys(policy.tpm!.pcrs.sha256!).map(Number)).toEqual(Array.from({ length: 24 }, (_, i) => i));
     for (let pcr = 0; pcr < 24; pcr++) {
-      const allowed = policy.tpm.pcrs.sha256![String(pcr)];
+      const allowed = policy.tpm!.pcrs.sha256![String(pcr)];
       if (covered.has(pcr)) expect(allowed, `PCR ${pcr}`).toBe('any');
       else expect(allowed, `PCR ${pcr}`).toEqual([toHex(quoted.get(pcr)!)]);
     }
@@ -147,7 +147,7 @@ describe.skipIf(!HAVE_REAL)('learning from the real GCE COS 85 evidence (sha256 
     const l = learned(noLog);
     const policy = loaded(l);
     expect(policy.measuredBoot).toBeUndefined();
-    expect(Object.values(policy.tpm.pcrs.sha256!).every((v) => v !== 'any')).toBe(true);
+    expect(Object.values(policy.tpm!.pcrs.sha256!).every((v) => v !== 'any')).toBe(true);
     expect(l.notes.some((n) => n.startsWith('no event log was given'))).toBe(true);
     expect(appraisePcrs(policy, noLog.pcrs)).toEqual([]);
   });
@@ -161,7 +161,7 @@ describe.skipIf(!HAVE_REAL)('learning from the real GCE COS 85 evidence (sha256 
 
   it('uses only the PCRs the quote selects: the sha1 and sha384 values of pcrs.json are not learned', () => {
     const policy = learned(gceInput()).policy;
-    expect(Object.keys(policy.tpm.pcrs)).toEqual(['sha256']);
+    expect(Object.keys(policy.tpm!.pcrs)).toEqual(['sha256']);
   });
 
   it('a bank the quote does not carry is misuse', () => {
@@ -268,7 +268,7 @@ describe.skipIf(!HAVE_REAL)('learning runtime rules from a real IMA list (synthe
     const { input, pcrs } = quoteOver(list!.entries);
     const l = learned({ ...input, ima: listBytes });
     const policy = loaded(l);
-    expect(policy.tpm.pcrs.sha256).toEqual({ '10': 'any' });
+    expect(policy.tpm!.pcrs.sha256).toEqual({ '10': 'any' });
     expect(policy.runtime?.bootAggregate).toBe('any');
     expect(policy.runtime?.ima.excludes).toEqual([]);
     expect(policy.runtime?.ima.trustedKeys).toEqual([]);

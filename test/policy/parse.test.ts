@@ -5,6 +5,8 @@ import { join } from 'node:path';
 import { afterEach, beforeEach, describe, expect, it } from 'vitest';
 import { ERRORS, isVouchError, VouchError } from '../../src/lib/errors.js';
 import {
+  appraiseAkAlgorithm,
+  appraisePcrs,
   loadPolicyFile,
   parsePolicy,
   policyDigest,
@@ -40,12 +42,12 @@ describe('parsePolicy: valid documents', () => {
   it('parses a YAML policy into a normalised, frozen Policy with defaults applied', () => {
     const p = parsePolicy(yamlPolicy(), 'yaml');
     expect(p.id).toBe('test-policy');
-    expect(p.tpm.banks).toEqual(['sha256']);
-    expect(p.tpm.pcrs.sha256).toEqual({ '0': [A32, Z32].sort(), '4': [B32], '7': 'any' });
-    expect(p.tpm.akAlgorithms).toEqual(['ecc-p256', 'rsa2048']);
+    expect(p.tpm!.banks).toEqual(['sha256']);
+    expect(p.tpm!.pcrs.sha256).toEqual({ '0': [A32, Z32].sort(), '4': [B32], '7': 'any' });
+    expect(p.tpm!.akAlgorithms).toEqual(['ecc-p256', 'rsa2048']);
     expect(p.artifact).toEqual({ lifetimeSeconds: 300, audience: ['key-broker'] });
     expect(Object.isFrozen(p)).toBe(true);
-    expect(Object.isFrozen(p.tpm.pcrs.sha256)).toBe(true);
+    expect(Object.isFrozen(p.tpm!.pcrs.sha256)).toBe(true);
   });
 
   it('loads both example policies shipped in policies/', async () => {
@@ -53,7 +55,7 @@ describe('parsePolicy: valid documents', () => {
     expect(demo.id).toBe('demo');
     expect(policyPcrSelection(demo)).toEqual([{ hashAlg: TPM_ALG.SHA256, bank: 'sha256', pcrs: [0, 1, 2, 3, 4, 5, 6, 7, 23] }]);
     const gpu = await loadPolicyFile(join(process.cwd(), 'policies/gpu-nodes.yaml'));
-    expect(gpu.tpm.akAlgorithms).toEqual(['ecc-p256']);
+    expect(gpu.tpm!.akAlgorithms).toEqual(['ecc-p256']);
     expect(gpu.artifact.audience).toEqual(['job-scheduler', 'key-broker']);
   });
 });
@@ -304,5 +306,29 @@ describe('error registry rows for policies', () => {
     }
     const e: unknown = rejection('x: 1');
     expect(isVouchError(e) && e instanceof VouchError).toBe(true);
+  });
+});
+
+describe('policies for SNP-only nodes (no tpm section)', () => {
+  const snp = { debug: 'forbidden', migrationAgent: 'forbidden', smt: 'allowed', vmpl: [0], measurement: 'any', hostData: 'any', idKeyDigest: 'any', authorKeyDigest: 'any', familyId: 'any', imageId: 'any', minTcb: 'any', minGuestSvn: 'any', platformInfo: 'any', allowMaskedChipId: false, allowMissingCrl: false };
+  const doc = (over: Record<string, unknown>): string => JSON.stringify({ apiVersion: 'vouch/v1', kind: 'AttestationPolicy', id: 'cvm', artifact: { lifetimeSeconds: 60 }, ...over });
+
+  it('load with snp rules alone, and select no PCRs', () => {
+    const p = parsePolicy(doc({ snp }), 'json');
+    expect(p.tpm).toBeUndefined();
+    expect(p.snp?.debug).toBe('forbidden');
+    expect(policyPcrSelection(p)).toEqual([]);
+  });
+
+  it('a policy with neither tpm nor snp rules, or with measuredBoot/runtime rules but no tpm, is POLICY_INVALID', () => {
+    expect(paths(rejection(doc({}), 'json'))).toEqual(['/tpm']);
+    const mb = { pcrs: [0], secureBoot: 'any', db: 'any', dbx: 'any', bootLoaders: 'any', kernels: 'any', kernelCmdline: 'any', sCrtmVersion: 'any' };
+    expect(paths(rejection(doc({ snp, measuredBoot: mb }), 'json'))).toEqual(['/measuredBoot']);
+  });
+
+  it('the TPM checks refuse a quote under such a policy (POLICY_TPM_NOT_CONFIGURED), never allow it', () => {
+    const p = parsePolicy(doc({ snp }), 'json');
+    expect(appraisePcrs(p, new Map()).map((f) => f.code)).toEqual(['POLICY_TPM_NOT_CONFIGURED']);
+    expect(appraiseAkAlgorithm(p, 'ecc-p256').map((f) => f.code)).toEqual(['POLICY_TPM_NOT_CONFIGURED']);
   });
 });

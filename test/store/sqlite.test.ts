@@ -14,6 +14,7 @@ import {
   type DecisionRecord,
   type NewNode,
   type NewPendingEnrollment,
+  type PendingSnpEnrollment,
   type Store,
 } from '../../src/store/index.js';
 import { ERRORS } from '../../src/lib/errors.js';
@@ -141,7 +142,7 @@ describe('nodes', () => {
     const r = await s.enrollNode(node(2));
     expect(r.ok).toBe(true);
     const got = await s.getNode('node-2');
-    expect(got).toEqual({ ...node(2), counters: null, lastQuoteAt: null, updatedAt: 1000 });
+    expect(got).toEqual({ ...node(2), kind: 'tpm', nodeKey: null, counters: null, lastQuoteAt: null, updatedAt: 1000 });
     expect(got?.ekPublic).toBeInstanceOf(Uint8Array);
     expect(Buffer.isBuffer(got?.ekPublic)).toBe(false);
     expect(await s.getNodeByAkName(new Uint8Array([0x00, 0x0b, 2]))).toEqual(got);
@@ -175,6 +176,110 @@ describe('nodes', () => {
     expect(n?.updatedAt).toBe(2002);
     expect(await s.updateQuoteCounters('node-404', null, c1, 1)).toEqual({ ok: false, reason: 'unknown' });
     await expectCode(s.updateQuoteCounters('node-1', c2, { ...c2, clock: 2n ** 64n }, 3), MisuseError, 'MISUSE_ARGUMENT', /UINT64/);
+  });
+});
+
+/** An SNP-only node: empty TPM columns, akName 0x53 0x4E || SHA-256(nodeKey). */
+function snpNode(i: number, over: Partial<NewNode> = {}): NewNode {
+  const nodeKey = new Uint8Array([0x30, 0x59, i, i]);
+  return {
+    nodeId: `snp-${i}`,
+    group: 'cvm',
+    kind: 'snp',
+    nodeKey,
+    ekPublic: new Uint8Array(0),
+    ekCert: null,
+    akPublic: new Uint8Array(0),
+    akName: Uint8Array.of(0x53, 0x4e, ...createHash('sha256').update(nodeKey).digest()),
+    enrolledAt: 1000,
+    ...over,
+  };
+}
+
+function pendingSnp(id: string, over: Partial<PendingSnpEnrollment> = {}): PendingSnpEnrollment {
+  return { enrollmentId: id, nodeId: 'snp-1', group: 'cvm', nodeKey: new Uint8Array([0x30, 0x59, 1, 1]), nonce: new Uint8Array(32).fill(4), createdAt: 1000, expiresAt: 2000, ...over };
+}
+
+describe('SNP-only nodes (schema version 3)', () => {
+  it('enrolls an SNP node with its key; TPM nodes keep kind tpm and no key; names stay unique across kinds', async () => {
+    const s = await open();
+    expect((await s.enrollNode(snpNode(1))).ok).toBe(true);
+    expect(await s.getNode('snp-1')).toMatchObject({ kind: 'snp', nodeKey: new Uint8Array([0x30, 0x59, 1, 1]), ekPublic: new Uint8Array(0), akPublic: new Uint8Array(0), ekCert: null });
+    await s.enrollNode(node(1));
+    expect(await s.getNode('node-1')).toMatchObject({ kind: 'tpm', nodeKey: null });
+    // The same node key cannot enroll twice, under any node id.
+    expect(await s.enrollNode(snpNode(1, { nodeId: 'snp-other' }))).toEqual({ ok: false, reason: 'ak-exists' });
+  });
+
+  it('refuses an inconsistent node: a TPM node with a key or an 0x53 name, an SNP node without a key, with TPM data or another name', async () => {
+    const s = await open();
+    await expectCode(s.enrollNode(node(1, { nodeKey: new Uint8Array([1]) })), MisuseError, 'MISUSE_ARGUMENT', /TPM node has no nodeKey/);
+    await expectCode(s.enrollNode(node(1, { akName: new Uint8Array([0x53, 0x4e, 1]) })), MisuseError, 'MISUSE_ARGUMENT', /cannot start with 0x53/);
+    await expectCode(s.enrollNode(snpNode(1, { nodeKey: null })), MisuseError, 'MISUSE_ARGUMENT');
+    await expectCode(s.enrollNode(snpNode(1, { ekPublic: new Uint8Array([1]) })), MisuseError, 'MISUSE_ARGUMENT', /empty ekPublic/);
+    await expectCode(s.enrollNode(snpNode(1, { akName: new Uint8Array([0x53, 0x4e]) })), MisuseError, 'MISUSE_ARGUMENT', /akName must be/);
+    expect(await s.getNode('node-1')).toBeNull();
+    expect(await s.getNode('snp-1')).toBeNull();
+  });
+
+  it('the database holds the kinds apart: an unknown kind is refused by its CHECK, and a damaged row is STORE_UNAVAILABLE', async () => {
+    const s = await open();
+    await s.enrollNode(snpNode(1));
+    await s.enrollNode(node(2));
+    expect(() => raw().prepare("UPDATE nodes SET kind = 'tdx' WHERE node_id = 'node-2'").run()).toThrow(/CHECK constraint failed/);
+    raw().prepare("UPDATE nodes SET node_key = NULL WHERE node_id = 'snp-1'").run();
+    await expectCode(s.getNode('snp-1'), UnavailableError, 'STORE_UNAVAILABLE', /nodes\.node_key holds NULL for an SNP node/);
+    raw().prepare("UPDATE nodes SET node_key = x'01' WHERE node_id = 'node-2'").run();
+    await expectCode(s.getNode('node-2'), UnavailableError, 'STORE_UNAVAILABLE', /a key for a TPM node/);
+  });
+
+  it('a pending SNP enrollment is taken exactly once; an expired one is taken as expired; housekeeping removes expired ones', async () => {
+    const s = await open();
+    await s.createPendingSnpEnrollment(pendingSnp('e1'));
+    await expectCode(s.createPendingSnpEnrollment(pendingSnp('e1')), MisuseError, 'MISUSE_ARGUMENT', /already used/);
+    const [a, b] = await Promise.all([s.takePendingSnpEnrollment('e1', 1500), s.takePendingSnpEnrollment('e1', 1500)]);
+    expect(a).toEqual({ ok: true, pending: pendingSnp('e1') });
+    expect(b).toEqual({ ok: false, reason: 'unknown' });
+    await s.createPendingSnpEnrollment(pendingSnp('e2'));
+    expect(await s.takePendingSnpEnrollment('e2', 2000)).toEqual({ ok: false, reason: 'expired' });
+    expect(await s.takePendingSnpEnrollment('e2', 1500)).toEqual({ ok: false, reason: 'unknown' });
+    await s.createPendingSnpEnrollment(pendingSnp('e3'));
+    expect(await s.deleteExpired(2000)).toBe(1);
+    expect(await s.takePendingSnpEnrollment('e3', 1500)).toEqual({ ok: false, reason: 'unknown' });
+    await expectCode(s.createPendingSnpEnrollment(pendingSnp('e4', { nonce: new Uint8Array(8) })), MisuseError, 'MISUSE_ARGUMENT', /nonce/);
+  });
+
+  it('migrates a version 2 database: its nodes become kind tpm with no key, and its data survives', async () => {
+    // A database as vouch wrote it before version 3: migrations 1 and 2 only.
+    const db = new Database(join(dir, SQLITE_DEFAULT_FILE));
+    db.pragma('journal_mode = WAL');
+    db.exec('CREATE TABLE schema_migrations (version INTEGER PRIMARY KEY, name TEXT NOT NULL, checksum TEXT NOT NULL);');
+    for (const m of MIGRATIONS.filter((x) => x.version <= 2)) {
+      db.exec(m.sqlite);
+      db.prepare('INSERT INTO schema_migrations (version, name, checksum) VALUES (?, ?, ?)').run(m.version, m.name, createHash('sha256').update(m.sqlite, 'utf8').digest('hex'));
+    }
+    db.prepare('INSERT INTO nodes (node_id, group_name, ek_public, ek_cert, ak_public, ak_name, enrolled_at, updated_at) VALUES (?, ?, ?, ?, ?, ?, ?, ?)')
+      .run('tpm-old', 'gpu', Buffer.from([1]), null, Buffer.from([2]), Buffer.from([0, 0x0b, 9]), 500, 500);
+    db.prepare('INSERT INTO pending_enrollments (enrollment_id, node_id, group_name, ek_public, ek_cert, ak_public, ak_name, secret_sha256, created_at, expires_at) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)')
+      .run('pe', 'tpm-x', 'gpu', Buffer.from([1]), null, Buffer.from([2]), Buffer.from([0, 0x0b, 8]), Buffer.alloc(32), 500, 900);
+    db.close();
+
+    const s = await open();
+    expect(await s.schemaVersion()).toBe(3);
+    expect(await s.getNode('tpm-old')).toMatchObject({ nodeId: 'tpm-old', kind: 'tpm', nodeKey: null, akName: new Uint8Array([0, 0x0b, 9]) });
+    expect((await s.getPendingEnrollment('pe'))?.nodeId).toBe('tpm-x');
+    const rows = raw().prepare('SELECT version, name, checksum FROM schema_migrations ORDER BY version').all() as Array<{ version: number; name: string; checksum: string }>;
+    expect(rows.map((r) => r.version)).toEqual([1, 2, 3]);
+    expect(rows[2]).toEqual({ version: 3, name: 'SNP-only nodes', checksum: createHash('sha256').update(MIGRATIONS[2]!.sqlite, 'utf8').digest('hex') });
+    // The new kind works in the migrated database, next to the old node.
+    expect((await s.enrollNode(snpNode(1))).ok).toBe(true);
+    await s.close();
+    // Reopening applies nothing twice, and an edited version 3 is refused like any other.
+    const again = await open();
+    expect(await again.getNode('snp-1')).toMatchObject({ kind: 'snp' });
+    await again.close();
+    raw().prepare("UPDATE schema_migrations SET checksum = 'edited' WHERE version = 3").run();
+    await expectCode(SqliteStore.open({ dataDir: dir }), UnavailableError, 'STORE_SCHEMA_MISMATCH', /migration 3 \(SNP-only nodes\) .* differs/);
   });
 });
 
@@ -507,6 +612,8 @@ describe('failures are STORE_UNAVAILABLE, never a default', () => {
       ['recordEnrollmentAttempt', () => s.recordEnrollmentAttempt('e')],
       ['completeEnrollment', () => s.completeEnrollment('e', 1)],
       ['deletePendingEnrollment', () => s.deletePendingEnrollment('e')],
+      ['createPendingSnpEnrollment', () => s.createPendingSnpEnrollment(pendingSnp('e'))],
+      ['takePendingSnpEnrollment', () => s.takePendingSnpEnrollment('e', 1)],
       ['consumeChallenge', () => s.consumeChallenge('c', 'node-1', 1)],
       ['deleteExpired', () => s.deleteExpired(1)],
       ['putPolicy', () => s.putPolicy('p', 'doc', 1)],
