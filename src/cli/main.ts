@@ -16,6 +16,8 @@ import { eventlogReplayCommand, eventlogShowCommand } from './eventlog.js';
 import { imaReplayCommand, imaShowCommand } from './ima.js';
 import { policyLearnCommand, type PolicyLearnOptions } from './policy-learn.js';
 import { snpShowCommand, verifySnpCommand, type VerifySnpOptions } from './snp.js';
+import { tdxShowCommand, type TdxShowOptions } from './tdx-show.js';
+import { ccelReplayCommand, type CcelReplayOptions } from './ccel.js';
 
 const collect = (v: string, prev: string[]): string[] => [...prev, v];
 
@@ -82,6 +84,27 @@ export async function run(argv: readonly string[], io: CliIo): Promise<number> {
     .option('--json', 'print as JSON')
     .action(async (file: string, opts: { json?: boolean }) => {
       status = await snpShowCommand(file, opts, io);
+    });
+
+  const tdx = program.command('tdx').description('Intel TDX quotes, offline');
+  tdx
+    .command('show <quote>')
+    .description('decode every field of a DCAP quote (TDX v4 and v5, SGX v3), unverified')
+    .option('--json', 'print as JSON')
+    .option('--allow-trailing-data', 'accept bytes other than zero after the signature data (shown, never interpreted)')
+    .action(async (file: string, opts: TdxShowOptions) => {
+      status = await tdxShowCommand(file, opts, io);
+    });
+
+  const ccel = program.command('ccel').description('TDX CCEL event logs (ACPI table and log area), offline');
+  ccel
+    .command('replay <table> <data>')
+    .description('replay the log to RTMR0-3; with --quote, compare with the quote and print the boot claims')
+    .option('--quote <file>', "a TDX quote whose RTMRs the replay is compared with (its signature is not checked here)")
+    .option('--rtmr <n>', 'an RTMR (0-3) relied on with --quote (repeatable; default all four)', collect, [])
+    .option('--json', 'print as JSON')
+    .action(async (table: string, data: string, opts: CcelReplayOptions) => {
+      status = await ccelReplayCommand(table, data, opts, io);
     });
 
   const tpm = program.command('tpm').description('talk to a TPM');
