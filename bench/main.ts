@@ -8,6 +8,8 @@
  *    challenge consumption, quote verification, policy, counter update, ledger append (SQLite,
  *    synchronous=FULL), artifact signing — next to the limit measured in the same run: bare
  *    quote-signature verification + artifact signing.
+ * 7. Intel TDX (issue #6, bench/tdx.ts): quote verification and appraisal with cached collateral
+ *    next to its two bare P-256 verifications, and the cold path.
  * 3. HTTP end to end (issue #3): autocannon on loopback posting CBOR evidence to
  *    /v1/attestations; throughput and p50/p99 latency.
  * Targets (goals, printed next to the figures): ratios ≥ 60 %, HTTP ≥ 3,000/s with p99 < 20 ms.
@@ -39,6 +41,7 @@ import { syntheticAk, syntheticQuote, type SyntheticAk } from '../test/helpers/s
 import { eventlogBench } from './eventlog.js';
 import { imaBench } from './ima.js';
 import { snpBench } from './snp.js';
+import { tdxBench } from './tdx.js';
 import { tpmName } from '../src/tpm/name.js';
 import { compareRates } from './measure.js';
 
@@ -343,13 +346,14 @@ async function main(): Promise<void> {
   try {
     out(`vouch benchmarks — node ${process.version}, ${new Date().toISOString()}`);
     // BENCH_ONLY=1,3 runs a subset (for profiling one part).
-    const only = (process.env['BENCH_ONLY'] ?? '1,2,3,4,5,6').split(',');
+    const only = (process.env['BENCH_ONLY'] ?? '1,2,3,4,5,6,7').split(',');
     if (only.includes('1')) await quoteBench(work);
     if (only.includes('2')) await appraisalBench(work);
     if (only.includes('inject')) await injectBench(work);
     if (only.includes('4')) await eventlogBench(out);
     if (only.includes('5')) await imaBench(out);
     if (only.includes('6')) await snpBench(out);
+    if (only.includes('7')) await tdxBench(out);
     if (only.includes('3')) await httpBench(work);
   } finally {
     rmSync(work, { recursive: true, force: true });

@@ -17,6 +17,7 @@ import { encodeEvidenceCbor, EVIDENCE_VERSION, type Evidence } from '../evidence
 import { teeReportData, tpmQualifyingData } from '../evidence/binding.js';
 import type { TsmFs } from './tsm.js';
 import { collectSnpReport } from './snp-report.js';
+import { collectTdxQuote, readCcel, type CcelFs } from './tdx.js';
 import type { SevGuestExtReportIoctl } from '../../native/sev-guest.js';
 import { decodeTpmsAttest } from '../tpm/abi/attest.js';
 import { encodeImaBinary, parseImaBinary } from '../eventlog/ima/index.js';
@@ -90,6 +91,17 @@ export interface AgentOptions {
     readonly fs?: TsmFs;
     readonly sevGuest?: { readonly path?: string; readonly ioctl?: SevGuestExtReportIoctl };
   } | null;
+  /**
+   * Collect a TDX quote (inside a TDX trust domain), REPORTDATA bound to the challenge and the
+   * agent's key, through configfs-tsm (`root`, `fs`; provider tdx_guest), and send the ACPI CCEL
+   * table and log area when the firmware published them (`ccel` paths and reads); undefined or
+   * null collects none. Never together with `snp`.
+   */
+  readonly tdx?: {
+    readonly root?: string;
+    readonly fs?: TsmFs;
+    readonly ccel?: { readonly tablePath?: string; readonly dataPath?: string; readonly fs?: CcelFs };
+  } | null;
 }
 
 /** Where Linux exposes the IMA measurement list. */
@@ -117,6 +129,9 @@ export class Agent {
   #imaBoot: number | null = null;
 
   constructor(opts: AgentOptions) {
+    if (opts.snp !== undefined && opts.snp !== null && opts.tdx !== undefined && opts.tdx !== null) {
+      throw new MisuseError('MISUSE_ARGUMENT', 'snp and tdx exclude each other: a confidential VM is an SEV-SNP guest or a TDX trust domain', { field: 'tdx' });
+    }
     this.#opts = opts;
     const { publicKey, privateKey } = generateKeyPairSync('ec', { namedCurve: 'P-256' });
     this.#boundKey = { publicSpki: new Uint8Array(publicKey.export({ format: 'der', type: 'spki' })), privateKey };
@@ -216,6 +231,17 @@ export class Agent {
       });
       snp = { report: r.report, ...(r.certTable !== null ? { certTable: r.certTable } : {}) };
     }
+    let tdx: Evidence['tdx'];
+    if (this.#opts.tdx !== undefined && this.#opts.tdx !== null) {
+      const t = this.#opts.tdx;
+      // The CCEL before the quote, as the event log: the quote then covers at least what the log says.
+      const ccel = await readCcel(t.ccel ?? {});
+      const quote = await collectTdxQuote({
+        reportData: teeReportData(nonce, this.#boundKey.publicSpki),
+        tsm: { ...(t.root !== undefined ? { root: t.root } : {}), ...(t.fs !== undefined ? { fs: t.fs } : {}) },
+      });
+      tdx = { quote, ...(ccel !== null ? { ccelTable: ccel.table, ccelData: ccel.data } : {}) };
+    }
     const evidence: Evidence = {
       version: EVIDENCE_VERSION,
       challengeId: ch.challengeId,
@@ -223,6 +249,7 @@ export class Agent {
       boundKey: this.#boundKey.publicSpki,
       tpm: { attest: q.attest, signature: q.signature, pcrs: q.pcrs, ...(eventLog !== null ? { eventLog } : {}), ...(ima ?? {}) },
       ...(snp !== undefined ? { snp } : {}),
+      ...(tdx !== undefined ? { tdx } : {}),
     };
     return { evidence, missingLogs };
   }

@@ -20,6 +20,7 @@ import { akAlgorithmOf, appraiseAkAlgorithm, appraisePcrs, bankAlgId, policyDige
 import { appraiseMeasuredBoot, type BootSummary } from './measured-boot.js';
 import { appraiseRuntime, type RuntimeSummary } from './runtime.js';
 import { appraiseSnpEvidence, type SnpSummary, type SnpTrust } from './snp.js';
+import { appraiseTdxEvidence, type TdxSummary, type TdxTrust } from './tdx.js';
 import type { SnpOnlyClaims } from './snp-only.js';
 import { AR4SI, type TrustVector } from '../artifact/ear.js';
 import { tpmQualifyingData } from '../evidence/binding.js';
@@ -58,6 +59,8 @@ export interface AppraisalInput {
   readonly imaState?: ImaStateRecord | null;
   /** Pinned AMD roots, CRLs and the verification cache, for SEV-SNP evidence. */
   readonly snpTrust?: SnpTrust;
+  /** Pinned Intel roots, the collateral obtained for this quote and the verification cache, for TDX evidence. */
+  readonly tdxTrust?: TdxTrust;
   /**
    * SHA-256 of the envelope's canonical CBOR encoding, when the caller holds those bytes (a
    * received CBOR body: see decodeEvidenceCborWithDigest); computed from `evidence` otherwise.
@@ -88,6 +91,8 @@ export interface AppraisalClaims {
   readonly runtime?: RuntimeSummary;
   /** The verified SEV-SNP report (when the evidence carries one and the policy has SNP rules). */
   readonly snp?: SnpSummary;
+  /** The verified TDX quote (when the evidence carries one and the policy has TDX rules). */
+  readonly tdx?: TdxSummary;
 }
 
 /** The outcome. Plain data: it is stored with the decision and can be re-encoded canonically. */
@@ -240,6 +245,7 @@ export function appraise(input: AppraisalInput): Appraisal {
   let boot: BootSummary | undefined;
   let runtime: RuntimeSummary | undefined;
   let snp: SnpSummary | undefined;
+  let tdx: TdxSummary | undefined;
   let imaNext: ImaStateRecord | undefined;
   if (policy !== null && quoteOk && node !== null && challenge.ok && tpmEv !== undefined) {
     const quotedValues = new Map<number, Map<number, Uint8Array>>();
@@ -274,6 +280,17 @@ export function appraise(input: AppraisalInput): Appraisal {
     } else {
       skip('snp', 'no SEV-SNP evidence and no SNP rules');
     }
+    if (evidence.tdx !== undefined || policy.tdx !== undefined) {
+      if (policy.tdx === undefined) policyOk = record('tdx', [failure('POLICY_TDX_NOT_CONFIGURED', { field: 'evidence.tdx' })]) && policyOk;
+      else if (evidence.tdx === undefined) policyOk = record('tdx', [failure('POLICY_TDX_EVIDENCE_MISSING', { field: 'evidence.tdx' })]) && policyOk;
+      else {
+        const r = appraiseTdxEvidence(policy.tdx, evidence.tdx, { nonce: challenge.nonce, boundKeySpki: evidence.boundKey }, now, input.tdxTrust ?? {});
+        policyOk = record('tdx', r.failures) && policyOk;
+        tdx = r.summary;
+      }
+    } else {
+      skip('tdx', 'no TDX evidence and no TDX rules');
+    }
     if (policy.measuredBoot !== undefined) {
       const mb = appraiseMeasuredBoot(policy.measuredBoot, tpmEv.eventLog, quotedValues, policyBanks);
       policyOk = record('measuredBoot', mb.failures) && policyOk;
@@ -287,6 +304,7 @@ export function appraise(input: AppraisalInput): Appraisal {
   if (claims !== undefined && boot !== undefined) claims = { ...claims, boot };
   if (claims !== undefined && runtime !== undefined) claims = { ...claims, runtime };
   if (claims !== undefined && snp !== undefined) claims = { ...claims, snp };
+  if (claims !== undefined && tdx !== undefined) claims = { ...claims, tdx };
 
   const ok = failures.length === 0 && freshOk && kindOk && quoteOk && countersOk && policyOk;
   const trustVector: TrustVector = {

@@ -19,6 +19,8 @@ export interface AgentOptions {
   eventlog: string | false;
   imaLog: string | false;
   snp?: boolean;
+  /** Also send a TDX quote (and the CCEL when present): inside a TDX trust domain. */
+  tdx?: boolean;
   /** A confidential VM without a vTPM: SEV-SNP reports and the node key alone. */
   snpOnly?: boolean;
 }
@@ -41,12 +43,14 @@ function report(o: AttestOutcome | Error, io: CliIo, json: boolean): void {
 export async function agentCommand(o: AgentOptions, io: CliIo): Promise<number> {
   const interval = Number(o.interval);
   if (!Number.isInteger(interval) || interval < 1) throw new MisuseError('MISUSE_ARGUMENT', '--interval must be a positive number of seconds');
+  if (o.snp === true && o.tdx === true) throw new MisuseError('MISUSE_ARGUMENT', '--snp and --tdx exclude each other: a confidential VM is an SEV-SNP guest or a TDX trust domain', { field: '--tdx' });
+  if (o.snpOnly === true && o.tdx === true) throw new MisuseError('MISUSE_ARGUMENT', '--snp-only and --tdx exclude each other (TDX evidence is sent next to TPM evidence)', { field: '--tdx' });
   if (o.snpOnly === true) return snpOnlyAgentCommand(o, interval, io);
   const { TpmCollector } = await import('../agent/tpm.js');
   const { Agent } = await import('../agent/agent.js');
   const tpm = TpmCollector.open(o.tcti);
   try {
-    const agent = new Agent({ verifier: new VerifierClient(o.verifier), tpm, stateDir: o.stateDir, group: o.group, eventLogPath: o.eventlog === false ? null : o.eventlog, imaLogPath: o.imaLog === false ? null : o.imaLog, snp: o.snp === true ? {} : null });
+    const agent = new Agent({ verifier: new VerifierClient(o.verifier), tpm, stateDir: o.stateDir, group: o.group, eventLogPath: o.eventlog === false ? null : o.eventlog, imaLogPath: o.imaLog === false ? null : o.imaLog, snp: o.snp === true ? {} : null, tdx: o.tdx === true ? {} : null });
     if (o.once === true) {
       const outcome = await agent.attestOnce();
       report(outcome, io, o.json === true);

@@ -17,6 +17,7 @@ import { imaReplayCommand, imaShowCommand } from './ima.js';
 import { policyLearnCommand, type PolicyLearnOptions } from './policy-learn.js';
 import { snpShowCommand, verifySnpCommand, type VerifySnpOptions } from './snp.js';
 import { tdxShowCommand, type TdxShowOptions } from './tdx-show.js';
+import { verifyTdxCommand, type VerifyTdxOptions } from './verify-tdx.js';
 import { ccelReplayCommand, type CcelReplayOptions } from './ccel.js';
 
 const collect = (v: string, prev: string[]): string[] => [...prev, v];
@@ -76,6 +77,20 @@ export async function run(argv: readonly string[], io: CliIo): Promise<number> {
     .action(async (opts: VerifySnpOptions) => {
       status = await verifySnpCommand(opts, io);
     });
+  verify
+    .command('tdx')
+    .description('verify an Intel TDX quote (signatures, PCK chain, CRLs, collateral, TCB status) and, with --policy, appraise it')
+    .requiredOption('--quote <file>', 'the quote (raw bytes)')
+    .option('--collateral <path>', 'a directory of PCS collateral files (tcb_info.json, qe_identity.json, pck_crl.der, …) or a dcap-qvl collateral.json')
+    .option('--at <time>', 'verification time (ISO 8601; default now)')
+    .option('--policy <file>', 'a vouch policy (YAML or JSON): appraise the quote against its tdx rules, which also decide the allowances')
+    .option('--report-data <hex>', 'the expected REPORTDATA (64 bytes, 128 hex digits); required with a policy that has tdx rules')
+    .option('--allow-trailing-data', 'accept bytes other than zero after the signature data (never interpreted)')
+    .option('--allow-missing-crl', 'accept a missing PCK CRL or Root CA CRL (recorded; without --policy)')
+    .option('--json', 'print the result as JSON')
+    .action(async (opts: VerifyTdxOptions) => {
+      status = await verifyTdxCommand(opts, io);
+    });
 
   const snp = program.command('snp').description('AMD SEV-SNP reports, offline');
   snp
@@ -134,7 +149,7 @@ export async function run(argv: readonly string[], io: CliIo): Promise<number> {
       status = await verifierStartCommand(opts, io);
     });
 
-  const agent = program.command('agent').description('the node agent (needs the TPM, or runs with --snp-only inside an SEV-SNP guest)');
+  const agent = program.command('agent').description('the node agent (needs the TPM, or runs with --snp-only inside an SEV-SNP guest; --snp or --tdx add the TEE evidence of a confidential VM)');
   const agentOpts = (c: Command): Command =>
     c
       .requiredOption('--verifier <url>', 'verifier base URL')
@@ -147,6 +162,7 @@ export async function run(argv: readonly string[], io: CliIo): Promise<number> {
       .option('--ima-log <path>', 'IMA binary measurement list to send (new entries only)', '/sys/kernel/security/ima/binary_runtime_measurements')
       .option('--no-ima-log', 'send no IMA list')
       .option('--snp', 'also send a SEV-SNP report (inside an SNP guest: configfs-tsm, or /dev/sev-guest on older kernels)')
+      .option('--tdx', 'also send a TDX quote and the CCEL event log (inside a TDX trust domain: configfs-tsm, provider tdx_guest)')
       .option('--snp-only', 'a confidential VM without a vTPM: enroll and attest with SEV-SNP reports and the node key in --state-dir alone (no TPM; --tcti, logs and --snp unused)')
       .option('--json', 'print outcomes as JSON lines');
   agentOpts(agent.command('start').description('enroll once, then attest on an interval')).action(async (opts: AgentOptions) => {

@@ -22,6 +22,8 @@ export interface VerifierStartOptions {
   snpKdsOffline?: boolean;
   /** --snp-collateral-bundle: a bundle imported into the cache at start. */
   snpCollateralBundle?: string;
+  /** --tdx-collateral: a TDX collateral directory or dcap-qvl collateral.json (read again when it changes). */
+  tdxCollateral?: string;
 }
 
 /**
@@ -34,7 +36,8 @@ export function withSnpKdsOptions(c: Command): Command {
     .option('--snp-kds-cache <dir>', 'SEV-SNP: cache of AMD KDS collateral (VCEK, ASK/ARK, CRL); default <data-dir>/snp-collateral')
     .option('--snp-kds-url <url>', 'SEV-SNP: AMD KDS base URL (default https://kdsintf.amd.com; a mirror or proxy)')
     .option('--snp-kds-offline', 'SEV-SNP: never ask KDS; collateral only from the cache and --snp-collateral-bundle')
-    .option('--snp-collateral-bundle <file>', 'SEV-SNP: import a collateral bundle (JSON or directory) into the KDS cache at start');
+    .option('--snp-collateral-bundle <file>', 'SEV-SNP: import a collateral bundle (JSON or directory) into the KDS cache at start')
+    .option('--tdx-collateral <path>', 'Intel TDX: collateral directory (tcb_info.json, qe_identity.json, CRLs, issuer chains) or dcap-qvl collateral.json; without it TDX evidence is refused');
 }
 
 /** The KDS part of the configuration, or undefined when no --snp-kds-* / bundle flag is given. */
@@ -60,6 +63,11 @@ export function snpKdsConfig(o: Pick<VerifierStartOptions, 'snpKdsCache' | 'snpK
     ...(offline ? { offline } : {}),
     ...(o.snpCollateralBundle !== undefined ? { bundle: o.snpCollateralBundle } : {}),
   };
+}
+
+function tdxCollateralPath(p: string): string {
+  if (p.trim() === '') throw new MisuseError('MISUSE_ARGUMENT', '--tdx-collateral needs a path', { field: '--tdx-collateral' });
+  return p;
 }
 
 const LOG_LEVELS = ['silent', 'error', 'warn', 'info', 'debug'] as const;
@@ -96,6 +104,7 @@ export function verifierConfig(o: VerifierStartOptions): ServerConfig {
     rateLimitPerMinute: rate,
     logLevel: o.logLevel as ServerConfig['logLevel'],
     ...(kds !== undefined ? { snp: { kds } } : {}),
+    ...(o.tdxCollateral !== undefined ? { tdx: { collateral: { path: tdxCollateralPath(o.tdxCollateral) } } } : {}),
   };
 }
 

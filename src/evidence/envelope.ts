@@ -24,14 +24,20 @@
  *     "report":    bytes   the 1184-byte SEV-SNP attestation report, REPORT_DATA = teeReportData(nonce, key)
  *     "certTable": bytes   optional: the certificate table of the extended report (VCEK/VLEK, ASK, ARK, CRL)
  *   }
+ *   "tdx": {                optional next to the TPM evidence (a TDX trust domain with a vTPM); never
+ *                          without it (TDX-only nodes are not supported) and never with `snp`
+ *     "quote":     bytes   the DCAP quote exactly as configfs-tsm returned it, REPORTDATA = teeReportData(nonce, key)
+ *     "ccelTable": bytes   optional: the ACPI CCEL table (/sys/firmware/acpi/tables/CCEL)
+ *     "ccelData":  bytes   with ccelTable: the CCEL log area (/sys/firmware/acpi/tables/data/CCEL)
+ *   }
  *   "keyProof":  bytes     SNP-only nodes only, and required there: 64 bytes, ECDSA P-256 (r ‖ s) by
  *                          the node key over nodeKeyProofMessage(nonce, report) (binding.ts)
- *   "tdx": …               reserved for TDX evidence: refused until supported
  * }
  * ```
- * Exactly one of two shapes: `tpm` (with `snp` optional, no `keyProof`), or SNP-only (`snp` and
- * `keyProof`, no `tpm`). In JSON, PCR indices are decimal strings and byte strings are unpadded
- * base64url. Any other key, at any level, is an error: an unknown field is never ignored.
+ * Exactly one of two shapes: `tpm` (with `snp` or `tdx` optional, no `keyProof`), or SNP-only
+ * (`snp` and `keyProof`, no `tpm`, no `tdx`). `tdx` without `tpm` is EVIDENCE_KIND_UNSUPPORTED.
+ * In JSON, PCR indices are decimal strings and byte strings are unpadded base64url. Any other
+ * key, at any level, is an error: an unknown field is never ignored.
  */
 import { createHash } from 'node:crypto';
 import { decodeStrict, encodeCanonical, type CborValue } from '../lib/cbor.js';
@@ -65,11 +71,13 @@ interface EvidenceCommon {
   readonly boundKey: Uint8Array;
 }
 
-/** Evidence of a TPM node: the quote, and optionally an SEV-SNP report from the same attestation. */
+/** Evidence of a TPM node: the quote, and optionally an SEV-SNP report or a TDX quote from the same attestation. */
 export interface TpmNodeEvidence extends EvidenceCommon {
   readonly tpm: TpmEvidence;
   /** SEV-SNP report (and certificate table) from the same attestation. */
   readonly snp?: SnpEvidence;
+  /** TDX quote (and CCEL) from the same attestation; never together with `snp`. */
+  readonly tdx?: TdxEvidence;
   readonly keyProof?: undefined;
 }
 
@@ -77,6 +85,7 @@ export interface TpmNodeEvidence extends EvidenceCommon {
 export interface SnpOnlyEvidence extends EvidenceCommon {
   readonly tpm?: undefined;
   readonly snp: SnpEvidence;
+  readonly tdx?: undefined;
   /** ECDSA P-256 (IEEE P1363) by the node key over nodeKeyProofMessage(nonce, snp.report). */
   readonly keyProof: Uint8Array;
 }
@@ -90,12 +99,25 @@ export interface SnpEvidence {
   readonly certTable?: Uint8Array;
 }
 
-const TOP_KEYS = ['v', 'challenge', 'node', 'boundKey', 'tpm', 'snp', 'keyProof'] as const;
+/** TDX evidence of one submission: raw bytes, untrusted until the quote is verified and the CCEL replayed. */
+export interface TdxEvidence {
+  /** The DCAP quote exactly as configfs-tsm (provider tdx_guest) returned it. */
+  readonly quote: Uint8Array;
+  /** The ACPI CCEL table; present exactly when `ccelData` is. */
+  readonly ccelTable?: Uint8Array;
+  /** The CCEL log area. */
+  readonly ccelData?: Uint8Array;
+}
+
+const TOP_KEYS = ['v', 'challenge', 'node', 'boundKey', 'tpm', 'snp', 'tdx', 'keyProof'] as const;
 const REQUIRED_KEYS = ['v', 'challenge', 'node', 'boundKey'] as const;
 /** Size of `keyProof` (ECDSA P-256 r ‖ s). */
 const KEY_PROOF_BYTES = 64;
-const RESERVED_KINDS = ['tdx', 'gpu'] as const;
+const RESERVED_KINDS = ['gpu'] as const;
 const SNP_KEYS = ['report', 'certTable'] as const;
+const TDX_KEYS = ['quote', 'ccelTable', 'ccelData'] as const;
+/** Largest TDX quote accepted (the decoder's own limit; real quotes are about 5 KiB). */
+const TDX_QUOTE_MAX_BYTES = 1024 * 1024;
 const TPM_KEYS = ['attest', 'signature', 'pcrs', 'eventLog', 'imaLog', 'imaStart'] as const;
 const ID_RE = /^[A-Za-z0-9._:-]{1,128}$/;
 
@@ -202,6 +224,22 @@ function fromDataModel(doc: unknown, bytes: BytesReader, json: boolean): Evidenc
     if (report.length !== 1184) throw malformed('snp.report', `is ${report.length} bytes, an SNP report is 1184`);
     snp = { report, ...(sd['certTable'] !== undefined ? { certTable: bytes(sd['certTable'], 'snp.certTable') } : {}) };
   }
+  let tdx: TdxEvidence | undefined;
+  if (doc['tdx'] !== undefined) {
+    const td = doc['tdx'];
+    if (!isRecord(td)) throw malformed('tdx', 'must be a map with text keys');
+    checkKeys(td, TDX_KEYS, 'tdx');
+    if (!('quote' in td)) throw malformed('tdx.quote', 'is missing');
+    const quote = bytes(td['quote'], 'tdx.quote');
+    if (quote.length === 0 || quote.length > TDX_QUOTE_MAX_BYTES) throw malformed('tdx.quote', `is ${quote.length} bytes, a TDX quote is 1..${TDX_QUOTE_MAX_BYTES}`);
+    const hasTable = td['ccelTable'] !== undefined;
+    if (hasTable !== (td['ccelData'] !== undefined)) throw malformed(hasTable ? 'tdx.ccelData' : 'tdx.ccelTable', 'ccelTable and ccelData come together');
+    tdx = { quote, ...(hasTable ? { ccelTable: bytes(td['ccelTable'], 'tdx.ccelTable'), ccelData: bytes(td['ccelData'], 'tdx.ccelData') } : {}) };
+    if (doc['tpm'] === undefined) {
+      throw new ParseError('EVIDENCE_KIND_UNSUPPORTED', 'evidence.tdx: TDX evidence is appraised next to TPM evidence only (a TDX trust domain with a vTPM); TDX-only nodes are not supported', { field: 'evidence.tdx' });
+    }
+    if (snp !== undefined) throw malformed('tdx', 'snp and tdx exclude each other: one confidential VM is either an SEV-SNP guest or a TDX trust domain');
+  }
   const boundKey = bytes(doc['boundKey'], 'boundKey');
   if (boundKey.length === 0 || boundKey.length > 1024) throw malformed('boundKey', 'must be 1..1024 bytes of SubjectPublicKeyInfo');
   const common = {
@@ -239,6 +277,7 @@ function fromDataModel(doc: unknown, bytes: BytesReader, json: boolean): Evidenc
       ...(hasIma ? { imaLog: bytes(tpm['imaLog'], 'tpm.imaLog'), imaStart: imaStart as number } : {}),
     },
     ...(snp !== undefined ? { snp } : {}),
+    ...(tdx !== undefined ? { tdx } : {}),
   };
 }
 
@@ -312,6 +351,12 @@ function toDataModel(e: Evidence): Map<string, unknown> {
     if (e.snp.certTable !== undefined) snp.set('certTable', e.snp.certTable);
     out.set('snp', snp);
   }
+  if (e.tdx !== undefined) {
+    const tdx = new Map<string, unknown>([['quote', e.tdx.quote]]);
+    if (e.tdx.ccelTable !== undefined) tdx.set('ccelTable', e.tdx.ccelTable);
+    if (e.tdx.ccelData !== undefined) tdx.set('ccelData', e.tdx.ccelData);
+    out.set('tdx', tdx);
+  }
   if (e.keyProof !== undefined) out.set('keyProof', e.keyProof);
   return out;
 }
@@ -348,6 +393,15 @@ export function encodeEvidenceJson(e: Evidence): string {
     ...(tpm !== undefined ? { tpm } : {}),
     ...(e.snp !== undefined
       ? { snp: { report: toBase64Url(e.snp.report), ...(e.snp.certTable !== undefined ? { certTable: toBase64Url(e.snp.certTable) } : {}) } }
+      : {}),
+    ...(e.tdx !== undefined
+      ? {
+          tdx: {
+            quote: toBase64Url(e.tdx.quote),
+            ...(e.tdx.ccelTable !== undefined ? { ccelTable: toBase64Url(e.tdx.ccelTable) } : {}),
+            ...(e.tdx.ccelData !== undefined ? { ccelData: toBase64Url(e.tdx.ccelData) } : {}),
+          },
+        }
       : {}),
     ...(e.keyProof !== undefined ? { keyProof: toBase64Url(e.keyProof) } : {}),
   });

@@ -23,6 +23,7 @@ import {
   type PolicyDocument,
 } from './schema.js';
 import { POLICY_MAX_CHARS, readPolicyText, type PolicyFormat } from './text.js';
+import { tdxRules } from '../tdx/policy.js';
 
 /** One problem in a policy document: a JSON pointer into the document and what is wrong. */
 export interface PolicyIssue {
@@ -202,7 +203,7 @@ function crossFieldIssues(value: unknown): PolicyIssue[] {
   // cannot have rules that only a TPM quote can satisfy.
   if (value['tpm'] === undefined) {
     const out: PolicyIssue[] = [];
-    if (value['snp'] === undefined) out.push({ path: '/tpm', message: 'a policy needs tpm rules, snp rules (a policy for SNP-only nodes), or both' });
+    if (value['snp'] === undefined && value['tdx'] === undefined) out.push({ path: '/tpm', message: 'a policy needs tpm rules, snp or tdx rules (a policy for confidential VMs without a TPM), or both' });
     for (const k of ['measuredBoot', 'runtime']) {
       if (value[k] !== undefined) out.push({ path: `/${k}`, message: `${k} rules are checked against a TPM quote and need tpm rules` });
     }
@@ -284,6 +285,7 @@ function normalise(doc: PolicyDocument): Policy {
     ...(doc.measuredBoot !== undefined ? { measuredBoot: normaliseMeasuredBoot(doc.measuredBoot) } : {}),
     ...(doc.runtime !== undefined ? { runtime: normaliseRuntime(doc.runtime) } : {}),
     ...(doc.snp !== undefined ? { snp: normaliseSets(doc.snp) } : {}),
+    ...(doc.tdx !== undefined ? { tdx: normaliseSets(tdxRules(doc.tdx)) } : {}),
     artifact: {
       lifetimeSeconds: doc.artifact.lifetimeSeconds,
       ...(doc.artifact.audience !== undefined ? { audience: [...doc.artifact.audience].sort() } : {}),

@@ -26,6 +26,7 @@
 import { Type, type Static } from '@sinclair/typebox';
 import { ImaRuntimePolicySchema } from '../eventlog/ima/policy.js';
 import { SnpPolicySchema, type SnpPolicy } from '../snp/policy.js';
+import { TdxPolicySchema, type TdxPolicy } from '../tdx/policy.js';
 
 /** The API version this module reads. */
 export const POLICY_API_VERSION = 'vouch/v1';
@@ -221,6 +222,7 @@ export const PolicyDocumentSchema = Type.Object(
     measuredBoot: Type.Optional(MeasuredBootPolicySchema),
     runtime: Type.Optional(RuntimePolicySchema),
     snp: Type.Optional(SnpPolicySchema),
+    tdx: Type.Optional(TdxPolicySchema),
     artifact: ArtifactPolicySchema,
   },
   { additionalProperties: false },
@@ -261,6 +263,8 @@ export interface Policy {
   readonly runtime?: RuntimePolicy;
   /** SEV-SNP rules (absent: SNP evidence is not accepted). */
   readonly snp?: SnpPolicy;
+  /** Intel TDX rules (absent: TDX evidence is not accepted); normalised with tcbStatuses and debug filled in. */
+  readonly tdx?: TdxPolicy;
   readonly artifact: {
     readonly lifetimeSeconds: number;
     /** Sorted; absent when the document names no audience. */

@@ -15,6 +15,7 @@ import { buildApp } from './app.js';
 import { VerifierService, defaultRandom } from './service.js';
 import { KdsClient, defaultFetcher, type BundleImportSummary, type Fetcher, type SnpProduct } from '../snp/collateral.js';
 import type { SnpKdsSettings } from './snp-collateral.js';
+import type { TdxSettings } from './tdx-collateral.js';
 
 /** Everything a verifier process is configured with. */
 export interface ServerConfig {
@@ -40,6 +41,12 @@ export interface ServerConfig {
     readonly crls?: readonly Uint8Array[];
     readonly kds?: SnpKdsConfig;
   };
+  /**
+   * Intel TDX: where the collateral comes from (a directory or dcap-qvl bundle, or a PcsClient)
+   * and, for test-only hierarchies, the pinned roots (default the Intel SGX Root CA). Absent: TDX
+   * evidence is refused.
+   */
+  readonly tdx?: TdxSettings;
 }
 
 /**
@@ -133,6 +140,7 @@ export async function startServer(cfg: ServerConfig): Promise<RunningVerifier> {
               },
             }
           : {}),
+        ...(cfg.tdx !== undefined ? { tdx: cfg.tdx } : {}),
       },
       { store, signer, clock: () => Date.now(), random: defaultRandom },
     );

@@ -22,6 +22,9 @@ import { canonicalPolicyJson, parsePolicy, policyDigest, type Policy } from '../
 import { AR4SI, issueArtifact, toPublicJwk, type ArtifactSigner, type CnfJwk } from '../artifact/index.js';
 import { SnpVerifyCache } from '../snp/verify.js';
 import { resolveSnpCollateral, type SnpKdsSettings } from './snp-collateral.js';
+import { TdxCollateralFiles, resolveTdxCollateral, type TdxSettings } from './tdx-collateral.js';
+import { TdxQuoteVerifyCache } from '../tdx/verify.js';
+import type { PcsClient } from '../tdx/collateral.js';
 import type { SnpProduct } from '../snp/collateral.js';
 import { appraise, boundKeySupported, challengeSelection, type Appraisal, type ChallengeInput } from '../appraisal/appraise.js';
 import { appraiseSnpEnrollment, appraiseSnpOnly, snpOnlyPolicyFailures } from '../appraisal/snp-only.js';
@@ -49,6 +52,8 @@ export interface VerifierSettings {
    * With `kds`, what a report's certificate table lacks, and the CRL, come from AMD KDS or its cache.
    */
   readonly snp?: { readonly pinnedArks?: Readonly<Record<string, SnpProduct>>; readonly crls?: readonly Uint8Array[]; readonly kds?: SnpKdsSettings };
+  /** Intel TDX: the collateral source and pinned roots (absent: TDX evidence is refused, TDX_COLLATERAL_NOT_CONFIGURED). */
+  readonly tdx?: TdxSettings;
 }
 
 /** What varies between runs: injected so tests and replays are deterministic. */
@@ -166,12 +171,18 @@ export class VerifierService {
   readonly #akCache = new Map<string, { akPublicHex: string; key: TpmVerifyKey }>();
   /** Time-independent SNP chain and CRL checks, kept across attestations. */
   readonly #snpCache = new SnpVerifyCache();
+  /** Time-independent TDX chain, collateral and key checks, kept across attestations. */
+  readonly #tdxCache = new TdxQuoteVerifyCache();
+  /** The TDX collateral source: files read once and re-read when they change, or the PCS client. */
+  readonly #tdxCollateral: TdxCollateralFiles | PcsClient | undefined;
   /** Parsed bound keys by SPKI (an agent binds the same key into every attestation it makes). */
   readonly #boundKeys = new Map<string, CnfJwk | null>();
 
   constructor(settings: VerifierSettings, deps: VerifierDeps) {
     this.settings = settings;
     this.deps = deps;
+    const src = settings.tdx?.collateral;
+    this.#tdxCollateral = src === undefined ? undefined : 'path' in src ? new TdxCollateralFiles(src.path) : src.client;
   }
 
   /** Stores every group's policy (content-addressed) and assigns it; records the change. */
@@ -485,6 +496,11 @@ export class VerifierService {
           ? await resolveSnpCollateral({ evidence: evidence.snp, pinnedArks: this.settings.snp?.pinnedArks, products: kds.products }, kds.client)
           : undefined;
       const snpTrust = { ...(this.settings.snp ?? {}), cache: this.#snpCache, ...(snpCollateral !== undefined ? { collateral: snpCollateral } : {}) };
+      // TDX collateral (files or Intel PCS), obtained before the pure appraisal under the same conditions.
+      const tdxCollateral =
+        evidence.tdx !== undefined && this.#tdxCollateral !== undefined && fresh.ok && node !== null && policy?.tdx !== undefined ? await resolveTdxCollateral(evidence.tdx, this.#tdxCollateral) : undefined;
+      const tdxPins = this.settings.tdx?.pinnedRootFingerprints;
+      const tdxTrust = { cache: this.#tdxCache, ...(tdxPins !== undefined ? { pinnedRootFingerprints: tdxPins } : {}), ...(tdxCollateral !== undefined ? { collateral: tdxCollateral } : {}) };
       const digest = options.evidenceDigest !== undefined ? { evidenceDigest: options.evidenceDigest } : {};
       appraisal = snpOnly
         ? appraiseSnpOnly({
@@ -505,6 +521,7 @@ export class VerifierService {
             boundKeySupported: this.#boundKey(evidence.boundKey) !== null,
             imaState,
             snpTrust,
+            tdxTrust,
             ...digest,
           });
     } catch (cause) {
@@ -570,8 +587,8 @@ export class VerifierService {
         ? { cpu0: { status: 'affirming' as const, trustVector: final.trustVector } }
         : {
             tpm0: { status: 'affirming', trustVector: final.trustVector },
-            // A verified SEV-SNP report: a genuine AMD platform, approved configuration, encrypted memory.
-            ...(final.claims?.snp !== undefined
+            // A verified SEV-SNP report or TDX quote: a genuine AMD or Intel platform, approved configuration, encrypted memory.
+            ...(final.claims?.snp !== undefined || final.claims?.tdx !== undefined
               ? { cpu0: { status: 'affirming' as const, trustVector: { 'instance-identity': AR4SI.instanceIdentity.trustworthy, configuration: AR4SI.configuration.approved, hardware: AR4SI.hardware.genuine, 'runtime-opaque': AR4SI.runtimeOpaque.encryptedMemory } } }
               : {}),
           },

@@ -30,6 +30,19 @@ const base: Evidence = {
   },
 };
 
+/** The envelope's data model with the TDX quote as text instead of bytes (a type confusion). */
+function textQuoteModel(e: Evidence): Map<string, unknown> {
+  const m = new Map<string, unknown>([
+    ['v', 1],
+    ['challenge', e.challengeId],
+    ['node', e.nodeId],
+    ['boundKey', e.boundKey],
+    ['tpm', new Map<string, unknown>([['attest', new Uint8Array([1])], ['signature', new Uint8Array([2])], ['pcrs', new Map([['sha256', new Map([[0, new Uint8Array(32)]])]])]])],
+    ['tdx', new Map([['quote', 'not bytes']])],
+  ]);
+  return m;
+}
+
 function codeOf(f: () => unknown): string {
   try {
     f();
@@ -108,6 +121,91 @@ describe('evidence envelope v1', () => {
     expect(codeOf(() => decodeEvidenceCbor(encodeCanonical(m)))).toBe('EVIDENCE_MALFORMED');
   });
 
+  const withTdx: Evidence = {
+    ...base,
+    tdx: { quote: new Uint8Array(600).fill(4), ccelTable: new Uint8Array(56).fill(5), ccelData: new Uint8Array(100).fill(6) },
+  };
+
+  it('TDX evidence next to the TPM evidence round-trips through CBOR and JSON, with and without the CCEL', () => {
+    for (const e of [withTdx, { ...base, tdx: { quote: new Uint8Array([1, 2, 3]) } }]) {
+      expect(decodeEvidenceCbor(encodeEvidenceCbor(e))).toEqual(e);
+      expect(decodeEvidenceJson(encodeEvidenceJson(e))).toEqual(e);
+      expect(evidenceDigest(decodeEvidenceJson(encodeEvidenceJson(e)))).toEqual(evidenceDigest(e));
+    }
+    expect(Object.keys((JSON.parse(encodeEvidenceJson(withTdx)) as { tdx: object }).tdx)).toEqual(['quote', 'ccelTable', 'ccelData']);
+  });
+
+  it('tdx: next to tpm only (TDX-only is EVIDENCE_KIND_UNSUPPORTED), never with snp, CCEL table and data together, strict keys', () => {
+    const doc = (): Record<string, unknown> => JSON.parse(encodeEvidenceJson(withTdx)) as Record<string, unknown>;
+    const tdxOf = (d: Record<string, unknown>): Record<string, unknown> => d['tdx'] as Record<string, unknown>;
+    const field = (d: Record<string, unknown>): string | undefined => {
+      try {
+        decodeEvidenceJson(JSON.stringify(d));
+      } catch (e) {
+        if (e instanceof VouchError) return `${e.code} ${e.field ?? ''}`;
+        throw e;
+      }
+      return undefined;
+    };
+    expect(field(doc())).toBeUndefined();
+    const tdxOnly = doc();
+    delete tdxOnly['tpm'];
+    expect(field(tdxOnly)).toBe('EVIDENCE_KIND_UNSUPPORTED evidence.tdx');
+    const tdxOnlyWithProof = { ...tdxOnly, keyProof: Buffer.from(new Uint8Array(64)).toString('base64url') };
+    expect(field(tdxOnlyWithProof)).toBe('EVIDENCE_KIND_UNSUPPORTED evidence.tdx');
+    const both = doc();
+    both['snp'] = { report: Buffer.from(new Uint8Array(1184)).toString('base64url') };
+    expect(field(both)).toBe('EVIDENCE_MALFORMED evidence.tdx');
+    const noData = doc();
+    delete tdxOf(noData)['ccelData'];
+    expect(field(noData)).toBe('EVIDENCE_MALFORMED evidence.tdx.ccelData');
+    const noTable = doc();
+    delete tdxOf(noTable)['ccelTable'];
+    expect(field(noTable)).toBe('EVIDENCE_MALFORMED evidence.tdx.ccelTable');
+    const noQuote = doc();
+    delete tdxOf(noQuote)['quote'];
+    expect(field(noQuote)).toBe('EVIDENCE_MALFORMED evidence.tdx.quote');
+    const empty = doc();
+    tdxOf(empty)['quote'] = '';
+    expect(field(empty)).toBe('EVIDENCE_MALFORMED evidence.tdx.quote');
+    const padded = doc();
+    tdxOf(padded)['quote'] = 'AAAA==';
+    expect(field(padded)).toBe('EVIDENCE_MALFORMED evidence.tdx.quote');
+    const extra = doc();
+    tdxOf(extra)['report'] = 'AA';
+    expect(field(extra)).toBe('EVIDENCE_UNKNOWN_FIELD evidence.tdx.report');
+    const notMap = doc();
+    notMap['tdx'] = 'AA';
+    expect(field(notMap)).toBe('EVIDENCE_MALFORMED evidence.tdx');
+    const gpu = doc();
+    gpu['gpu'] = {};
+    expect(field(gpu)).toBe('EVIDENCE_KIND_UNSUPPORTED evidence.gpu');
+    // The same data model in CBOR: a byte string is required, text is not bytes.
+    const m = new Map<string, unknown>([['v', 1], ['challenge', 'c'], ['node', 'n'], ['boundKey', new Uint8Array([1])], ['tdx', new Map([['quote', new Uint8Array(10)]])]]);
+    expect(codeOf(() => decodeEvidenceCbor(encodeCanonical(m)))).toBe('EVIDENCE_KIND_UNSUPPORTED');
+    const asText = encodeCanonical(new Map<string, unknown>([...(textQuoteModel(withTdx))]));
+    expect(codeOf(() => decodeEvidenceCbor(asText))).toBe('EVIDENCE_MALFORMED');
+  });
+
+  it('property: a mutated TPM+TDX envelope either decodes to one that re-encodes to the same bytes, or is a typed error', () => {
+    fc.assert(
+      fc.property(fc.nat(), fc.integer({ min: 0, max: 255 }), (at, value) => {
+        const bytes = encodeEvidenceCbor(withTdx);
+        bytes[at % bytes.length] = value;
+        let decoded: Evidence;
+        try {
+          decoded = decodeEvidenceCbor(bytes);
+        } catch (err) {
+          expect(err).toBeInstanceOf(VouchError);
+          expect((err as VouchError).code).toMatch(/^EVIDENCE_/);
+          return;
+        }
+        expect(Buffer.from(encodeEvidenceCbor(decoded)).equals(Buffer.from(bytes))).toBe(true);
+      }),
+      { numRuns: 1500 },
+    );
+  });
+
   it('non-canonical CBOR (keys out of order) is refused', () => {
     const m = new Map<string, unknown>([['v', 1], ['node', 'tpm-1']]);
     const canonical = encodeCanonical(m);
@@ -128,6 +226,7 @@ describe('evidence envelope v1', () => {
     eventLog: fc.option(bytesArb(0, 64), { nil: undefined }),
     ima: fc.option(fc.tuple(bytesArb(0, 64), fc.nat({ max: 1_000_000 })), { nil: undefined }),
     snp: fc.option(fc.tuple(bytesArb(1184, 1184), fc.option(bytesArb(0, 64), { nil: undefined })), { nil: undefined }),
+    tdx: fc.option(fc.tuple(bytesArb(1, 300), fc.option(fc.tuple(bytesArb(0, 60), bytesArb(0, 64)), { nil: undefined })), { nil: undefined }),
   }).map((r) => ({
     version: 1 as const,
     challengeId: r.challengeId,
@@ -141,6 +240,8 @@ describe('evidence envelope v1', () => {
       ...(r.ima !== undefined ? { imaLog: r.ima[0], imaStart: r.ima[1] } : {}),
     },
     ...(r.snp !== undefined ? { snp: { report: r.snp[0], ...(r.snp[1] !== undefined ? { certTable: r.snp[1] } : {}) } } : {}),
+    // snp and tdx exclude each other: a TDX quote only where there is no SNP report.
+    ...(r.snp === undefined && r.tdx !== undefined ? { tdx: { quote: r.tdx[0], ...(r.tdx[1] !== undefined ? { ccelTable: r.tdx[1][0], ccelData: r.tdx[1][1] } : {}) } } : {}),
   }));
   /** SNP-only envelopes: no tpm, snp and keyProof required. */
   const snpOnlyEvidenceArb: fc.Arbitrary<Evidence> = fc.record({
@@ -160,7 +261,7 @@ describe('evidence envelope v1', () => {
   }));
   const evidenceArb: fc.Arbitrary<Evidence> = fc.oneof(tpmEvidenceArb, snpOnlyEvidenceArb);
 
-  it('property: both shapes (TPM, SNP-only) round-trip through CBOR and JSON to the same evidence and digest', () => {
+  it('property: both shapes (TPM with SNP or TDX, SNP-only) round-trip through CBOR and JSON to the same evidence and digest', () => {
     fc.assert(
       fc.property(evidenceArb, (e) => {
         const viaCbor = decodeEvidenceCbor(encodeEvidenceCbor(e));

@@ -102,9 +102,25 @@ describe('evidence envelope', () => {
     expectCode(res, 'EVIDENCE_UNKNOWN_FIELD');
   });
 
-  it('a `tdx` entry → 400 EVIDENCE_KIND_UNSUPPORTED (never ignored)', async () => {
-    const body = expectCode(await cbor(edited((d) => void (d['tdx'] = { quote: new Uint8Array(8) }))), 'EVIDENCE_KIND_UNSUPPORTED');
-    expect(body.error.field).toBe('evidence.tdx');
+  it('a `tdx` entry without TPM evidence (a TDX-only node) → 400 EVIDENCE_KIND_UNSUPPORTED; a `gpu` entry too (never ignored)', async () => {
+    const tdxOnly = expectCode(
+      await cbor(
+        edited((d) => {
+          d['tdx'] = { quote: new Uint8Array(8) };
+          delete d['tpm'];
+        }),
+      ),
+      'EVIDENCE_KIND_UNSUPPORTED',
+    );
+    expect(tdxOnly.error.field).toBe('evidence.tdx');
+    const gpu = expectCode(await cbor(edited((d) => void (d['gpu'] = { report: new Uint8Array(8) }))), 'EVIDENCE_KIND_UNSUPPORTED');
+    expect(gpu.error.field).toBe('evidence.gpu');
+  });
+
+  it('an unknown key inside `tdx` → 400 EVIDENCE_UNKNOWN_FIELD; a CCEL table without its log area → 400 EVIDENCE_MALFORMED', async () => {
+    expectCode(await cbor(edited((d) => void (d['tdx'] = { quote: new Uint8Array(8), report: new Uint8Array(1) }))), 'EVIDENCE_UNKNOWN_FIELD');
+    const body = expectCode(await cbor(edited((d) => void (d['tdx'] = { quote: new Uint8Array(8), ccelTable: new Uint8Array(56) }))), 'EVIDENCE_MALFORMED');
+    expect(body.error.field).toBe('evidence.tdx.ccelData');
   });
 
   it('an `snp` report of the wrong size → 400 EVIDENCE_MALFORMED', async () => {
