@@ -23,6 +23,7 @@
  * Nothing here sleeps or retries: a rate-limited request fails at once with the time after
  * which KDS may be asked again, and the client refuses to ask before then.
  */
+import { boundedFetcher, type FetchResponse, type Fetcher } from '../lib/http-get.js';
 import 'reflect-metadata';
 import { constants as fsc } from 'node:fs';
 import { mkdir, open, readFile, readdir, rename, stat, unlink } from 'node:fs/promises';
@@ -55,14 +56,7 @@ export interface SnpTcb {
 }
 
 /** What a {@link Fetcher} answers. Header names may be in any case. */
-export interface FetchResponse {
-  readonly status: number;
-  readonly headers: Record<string, string>;
-  readonly body: Uint8Array;
-}
-
-/** The one network operation the client needs: HTTP GET of `url`. Injected; tests use a fake. */
-export type Fetcher = (url: string) => Promise<FetchResponse>;
+export type { FetchResponse, Fetcher };
 
 /** Production KDS. */
 export const KDS_BASE_URL = 'https://kdsintf.amd.com';
@@ -883,34 +877,13 @@ export interface DefaultFetcherOptions {
   readonly timeoutMs?: number;
 }
 
-/**
- * A {@link Fetcher} over the global `fetch`, with a timeout and a body size limit. Network
- * failures become SNP_KDS_UNAVAILABLE. Not used by tests, which inject a fake.
- */
+/** A {@link Fetcher} over the global `fetch` with a timeout and a body size limit; failures are SNP_KDS_UNAVAILABLE / SNP_KDS_MALFORMED. Not used by tests, which inject a fake. */
 export function defaultFetcher(options: DefaultFetcherOptions = {}): Fetcher {
-  const timeoutMs = options.timeoutMs ?? 10_000;
-  return async (url: string): Promise<FetchResponse> => {
-    let res: Response;
-    try {
-      res = await fetch(url, { signal: AbortSignal.timeout(timeoutMs) });
-    } catch (e) {
-      throw kdsUnavailable(`AMD KDS cannot be reached: ${url}`, e);
-    }
-    const headers: Record<string, string> = {};
-    res.headers.forEach((v, k) => {
-      headers[k.toLowerCase()] = v;
-    });
-    const declared = Number(headers['content-length'] ?? '0');
-    if (declared > MAX_COLLATERAL_BYTES) {
-      await res.body?.cancel().catch(() => undefined);
-      throw kdsMalformed(`AMD KDS body of ${declared} bytes exceeds ${MAX_COLLATERAL_BYTES}: ${url}`, 'body');
-    }
-    let body: Uint8Array;
-    try {
-      body = new Uint8Array(await res.arrayBuffer());
-    } catch (e) {
-      throw kdsUnavailable(`AMD KDS body could not be read: ${url}`, e);
-    }
-    return { status: res.status, headers, body };
-  };
+  return boundedFetcher({
+    service: 'AMD KDS',
+    timeoutMs: options.timeoutMs ?? 10_000,
+    maxBytes: MAX_COLLATERAL_BYTES,
+    unavailable: (message, cause) => kdsUnavailable(message, cause),
+    tooLarge: (message) => kdsMalformed(message, 'body'),
+  });
 }

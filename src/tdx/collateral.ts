@@ -34,7 +34,8 @@ import { dirname, join, relative, sep } from 'node:path';
 import { bytesEqual, toHex } from '../lib/bytes.js';
 import { MisuseError, ParseError, UnavailableError, isVouchError, type ErrorCode } from '../lib/errors.js';
 import { failure, type Failure } from '../lib/failure.js';
-import { retryAfter, type FetchResponse, type Fetcher } from '../snp/collateral.js';
+import { retryAfter } from '../snp/collateral.js';
+import { boundedFetcher, type FetchResponse, type Fetcher } from '../lib/http-get.js';
 import {
   CheckLog,
   checkIntelChain,
@@ -1770,34 +1771,13 @@ export interface DefaultPcsFetcherOptions {
   readonly timeoutMs?: number;
 }
 
-/**
- * A {@link Fetcher} over the global `fetch`, with a timeout and a body size limit; failures are
- * TDX_PCS_UNAVAILABLE. Not used by tests, which inject a fake.
- */
+/** A {@link Fetcher} over the global `fetch` with a timeout and a body size limit; failures are TDX_PCS_UNAVAILABLE / TDX_PCS_MALFORMED. Not used by tests, which inject a fake. */
 export function defaultPcsFetcher(options: DefaultPcsFetcherOptions = {}): Fetcher {
-  const timeoutMs = options.timeoutMs ?? 10_000;
-  return async (url: string): Promise<FetchResponse> => {
-    let res: Response;
-    try {
-      res = await fetch(url, { signal: AbortSignal.timeout(timeoutMs) });
-    } catch (e) {
-      throw pcsUnavailable(`Intel PCS cannot be reached: ${url}`, e);
-    }
-    const headers: Record<string, string> = {};
-    res.headers.forEach((v, k) => {
-      headers[k.toLowerCase()] = v;
-    });
-    const declared = Number(headers['content-length'] ?? '0');
-    if (declared > MAX_PCS_BODY_BYTES) {
-      await res.body?.cancel().catch(() => undefined);
-      throw pcsMalformed(`Intel PCS body of ${declared} bytes exceeds ${MAX_PCS_BODY_BYTES}: ${url}`, 'body');
-    }
-    let body: Uint8Array;
-    try {
-      body = new Uint8Array(await res.arrayBuffer());
-    } catch (e) {
-      throw pcsUnavailable(`Intel PCS body could not be read: ${url}`, e);
-    }
-    return { status: res.status, headers, body };
-  };
+  return boundedFetcher({
+    service: 'Intel PCS',
+    timeoutMs: options.timeoutMs ?? 10_000,
+    maxBytes: MAX_PCS_BODY_BYTES,
+    unavailable: (message, cause) => pcsUnavailable(message, cause),
+    tooLarge: (message) => pcsMalformed(message, 'body'),
+  });
 }
