@@ -10,7 +10,7 @@
  */
 import { bytesEqual, toHex } from '../lib/bytes.js';
 import { MisuseError, type ErrorCode } from '../lib/errors.js';
-import { failure, type Failure } from '../lib/failure.js';
+import { checkAllowedHex, failure, type Failure } from '../lib/failure.js';
 import { teeReportData } from '../evidence/binding.js';
 import { snpPolicyFlags, snpProductOfCpuid, snpTcbComponents, type SnpProduct, type SnpReport } from './abi.js';
 import { SNP_PLATFORM_INFO_FLAGS, type SnpPlatformInfoFlag, type SnpPolicy } from './policy.js';
@@ -53,15 +53,7 @@ const F = 'ATTESTATION_REPORT';
 
 /** An allowed-values rule over a byte field. */
 function allowedBytes(out: Failure[], code: ErrorCode, name: string, rule: 'any' | readonly string[], actual: Uint8Array): void {
-  if (rule === 'any') return;
-  const hex = toHex(actual);
-  if (rule.includes(hex)) return;
-  out.push(failure(code, {
-    field: `${F}.${name}`,
-    expected: rule.join(' | '),
-    actual: hex,
-    message: `report field ${name} ${hex} is not one of the ${rule.length} value(s) the policy allows`,
-  }));
+  checkAllowedHex(out, code, `${F}.${name}`, `report field ${name}`, rule, actual);
 }
 
 /** A "forbidden" guest policy bit that is set. */

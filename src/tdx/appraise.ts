@@ -17,7 +17,7 @@
  */
 import { bytesEqual, toHex } from '../lib/bytes.js';
 import { MisuseError, type ErrorCode } from '../lib/errors.js';
-import { failure, type Failure } from '../lib/failure.js';
+import { checkAllowedHex, failure, type Failure } from '../lib/failure.js';
 import { teeReportData } from '../evidence/binding.js';
 import { TD_ATTRIBUTES_BITS, attributesValue, type TdReport10, type TdReport15 } from './abi.js';
 import { TDX_ATTRIBUTE_RULES, tdxRules, type TdxAttributeRuleName, type TdxPolicy } from './policy.js';
@@ -59,15 +59,7 @@ const F = 'TD_REPORT';
 
 /** An allowed-values rule over a byte field. */
 function allowedBytes(out: Failure[], code: ErrorCode, name: string, rule: 'any' | readonly string[], actual: Uint8Array): void {
-  if (rule === 'any') return;
-  const hex = toHex(actual);
-  if (rule.includes(hex)) return;
-  out.push(failure(code, {
-    field: `${F}.${name}`,
-    expected: rule.join(' | '),
-    actual: hex,
-    message: `TD report field ${name} ${hex} is not one of the ${rule.length} value(s) the policy allows`,
-  }));
+  checkAllowedHex(out, code, `${F}.${name}`, `TD report field ${name}`, rule, actual);
 }
 
 /**
