@@ -15,7 +15,7 @@
 import { fromHex, toHex } from '../lib/bytes.js';
 import { MisuseError, isVouchError } from '../lib/errors.js';
 import { failure, failureFromError, type Failure } from '../lib/failure.js';
-import { loadPolicyFile, PolicyInvalidError } from '../policy/parse.js';
+import { loadPolicyArg, verificationTime } from './verify-args.js';
 import { policyDigest } from '../policy/digest.js';
 import type { Policy } from '../policy/schema.js';
 import { decodeTdxQuote, type DecodedTdxQuote } from '../tdx/abi.js';
@@ -107,25 +107,10 @@ function parseReportData(hex: string | undefined): Uint8Array | undefined {
   return fromHex(h.toLowerCase(), '--report-data');
 }
 
-/** Loads --policy; a document that does not load is the caller's mistake (exit 2), named by its code. */
-async function loadPolicyArg(path: string, io: CliIo): Promise<Policy | undefined> {
-  try {
-    return await loadPolicyFile(path);
-  } catch (e) {
-    if (e instanceof PolicyInvalidError) {
-      io.err(`vouch: ${e.code}: ${e.message}\n`);
-      return undefined;
-    }
-    throw e;
-  }
-}
 
 /** `vouch verify tdx`. Exit 0 verified, 1 rejected, 2 misuse. */
 export async function verifyTdxCommand(opts: VerifyTdxOptions, io: CliIo): Promise<number> {
-  const now = opts.at === undefined ? new Date() : new Date(opts.at);
-  if (Number.isNaN(now.getTime()) || (opts.at !== undefined && !/^\d{4}-\d{2}-\d{2}T/.test(opts.at))) {
-    throw new MisuseError('MISUSE_ARGUMENT', '--at must be an ISO 8601 date and time (2024-01-01T00:00:00Z)');
-  }
+  const now = verificationTime(opts.at);
   const expectedReportData = parseReportData(opts.reportData);
   const json = opts.json === true;
 
