@@ -25,7 +25,8 @@ import type { SnpOnlyClaims } from './snp-only.js';
 import { AR4SI, type TrustVector } from '../artifact/ear.js';
 import { tpmQualifyingData } from '../evidence/binding.js';
 import { evidenceDigest, type Evidence, type TpmEvidence } from '../evidence/envelope.js';
-import { CHALLENGE_REFUSAL_CODES, type ChallengeRefusal, type ImaStateRecord, type QuoteCounters } from '../store/types.js';
+import type { ChallengeRefusal, ImaStateRecord, QuoteCounters } from '../store/types.js';
+import { AppraisalLog, enrolledFailures, freshnessFailures } from './checks.js';
 
 /** The challenge as the store returned it when the appraisal consumed it. */
 export type ChallengeInput =
@@ -168,29 +169,16 @@ function pcrsRecord(selection: PcrSelection, values: TpmEvidence['pcrs']): Recor
  */
 export function appraise(input: AppraisalInput): Appraisal {
   const { evidence, challenge, node, policy, now } = input;
-  const checks: CheckOutcome[] = [];
-  const failures: Failure[] = [];
-  const record = (check: string, found: readonly Failure[]): boolean => {
-    checks.push({ check, outcome: found.length === 0 ? 'pass' : 'fail' });
-    failures.push(...found);
-    return found.length === 0;
-  };
-  const skip = (check: string, note: string): void => {
-    checks.push({ check, outcome: 'skipped', note });
-  };
+  const log = new AppraisalLog();
+  const { checks, failures } = log;
+  const record = (check: string, found: readonly Failure[]): boolean => log.record(check, found);
+  const skip = (check: string, note: string): void => log.skip(check, note);
 
   // Freshness: the challenge was consumed by this appraisal, for this node.
-  const freshOk = record(
-    'challenge',
-    challenge.ok
-      ? challenge.nodeId === evidence.nodeId
-        ? []
-        : [failure('APPRAISAL_NODE_MISMATCH', { field: 'evidence.node', expected: challenge.nodeId, actual: evidence.nodeId })]
-      : [failure(CHALLENGE_REFUSAL_CODES[challenge.reason], { field: 'evidence.challenge', actual: evidence.challengeId })],
-  );
+  const freshOk = record('challenge', freshnessFailures(challenge, evidence));
 
   // Identity: the node is enrolled.
-  record('node.enrolled', node === null ? [failure('APPRAISAL_NODE_UNKNOWN', { field: 'evidence.node', actual: evidence.nodeId })] : []);
+  record('node.enrolled', enrolledFailures(node, evidence));
 
   // The evidence is a TPM node's: SNP-only evidence (no quote) is never appraised as a TPM node's.
   const tpmEv = evidence.tpm;

@@ -20,14 +20,14 @@ import { toHex } from '../lib/bytes.js';
 import { isVouchError } from '../lib/errors.js';
 import { failure, failureFromError, type Failure } from '../lib/failure.js';
 import { AR4SI, type TrustVector } from '../artifact/ear.js';
-import type { CheckOutcome } from '../tpm/verify/quote.js';
 import { decodeSnpReport } from '../snp/index.js';
 import { evidenceDigest, type Evidence, type SnpEvidence } from '../evidence/envelope.js';
 import { checkNodeKeyProof, parseNodeKey } from '../evidence/key-proof.js';
 import { policyDigest, type Policy } from '../policy/index.js';
-import { CHALLENGE_REFUSAL_CODES, type NodeKind } from '../store/types.js';
+import type { NodeKind } from '../store/types.js';
 import { appraiseSnpEvidence, type SnpSummary, type SnpTrust } from './snp.js';
 import type { Appraisal, ChallengeInput } from './appraise.js';
+import { AppraisalLog, enrolledFailures, freshnessFailures } from './checks.js';
 
 /** The enrolled node, as an SNP-only appraisal needs it. */
 export interface SnpNodeInput {
@@ -155,28 +155,15 @@ export function appraiseSnpEnrollment(input: SnpEnrollmentInput): SnpEnrollmentA
  */
 export function appraiseSnpOnly(input: SnpOnlyAppraisalInput): Appraisal {
   const { evidence, challenge, node, policy, now } = input;
-  const checks: CheckOutcome[] = [];
-  const failures: Failure[] = [];
-  const record = (check: string, found: readonly Failure[]): boolean => {
-    checks.push({ check, outcome: found.length === 0 ? 'pass' : 'fail' });
-    failures.push(...found);
-    return found.length === 0;
-  };
-  const skip = (check: string, note: string): void => {
-    checks.push({ check, outcome: 'skipped', note });
-  };
+  const log = new AppraisalLog();
+  const { checks, failures } = log;
+  const record = (check: string, found: readonly Failure[]): boolean => log.record(check, found);
+  const skip = (check: string, note: string): void => log.skip(check, note);
 
   // Freshness: the challenge is this node's, unused and unexpired (consumed when recorded).
-  const freshOk = record(
-    'challenge',
-    challenge.ok
-      ? challenge.nodeId === evidence.nodeId
-        ? []
-        : [failure('APPRAISAL_NODE_MISMATCH', { field: 'evidence.node', expected: challenge.nodeId, actual: evidence.nodeId })]
-      : [failure(CHALLENGE_REFUSAL_CODES[challenge.reason], { field: 'evidence.challenge', actual: evidence.challengeId })],
-  );
+  const freshOk = record('challenge', freshnessFailures(challenge, evidence));
 
-  record('node.enrolled', node === null ? [failure('APPRAISAL_NODE_UNKNOWN', { field: 'evidence.node', actual: evidence.nodeId })] : []);
+  record('node.enrolled', enrolledFailures(node, evidence));
 
   // Kinds: an SNP node sends SNP-only evidence, and only an SNP node is appraised here.
   const kindFailures: Failure[] = [];
