@@ -17,7 +17,7 @@ import { toHex } from '../lib/bytes.js';
 import { failure, failureFromError, type Failure } from '../lib/failure.js';
 import { decodeTdxQuote, type DecodedTdxQuote } from '../tdx/abi.js';
 import { appraiseTdx } from '../tdx/appraise.js';
-import { verifyCcel } from '../tdx/ccel.js';
+import { ccelClaims, verifyCcel } from '../tdx/ccel.js';
 import { pcsBody, type TdxCollateral } from '../tdx/collateral.js';
 import { tdxVerifyAllowances, type TdxPolicy } from '../tdx/policy.js';
 import { verifyTdxQuote, type TdxQuoteVerifyCache, type TdxQuoteVerification } from '../tdx/verify.js';
@@ -58,6 +58,29 @@ export interface TdxCollateralRecord {
   readonly pckCrlIssuerChain?: string;
 }
 
+/**
+ * What TCB evaluation read of the platform, recorded so a decision can be re-evaluated under a
+ * later TCB Info (`vouch tdx tcb-recovery`) without the quote: the PCK certificate's SGX TCB
+ * (SGX TCB comp SVNs 1..16, PCESVN, FMSPC, PCE-ID), the TD report's TEE_TCB_SVN, MRSIGNERSEAM and
+ * SEAMATTRIBUTES, and the QE report's ISVSVN with the QE TCB status and advisory IDs it got from
+ * the QE Identity. Hex is lower-case.
+ */
+export interface TdxPlatformTcbRecord {
+  readonly fmspc: string;
+  readonly pceId: string;
+  readonly sgxTcbComponents: readonly number[];
+  readonly pceSvn: number;
+  /** TD report field TEE_TCB_SVN, 16 bytes. */
+  readonly teeTcbSvn: string;
+  readonly mrSignerSeam: string;
+  readonly seamAttributes: string;
+  /** QE report field ISVSVN. */
+  readonly qeIsvSvn: number;
+  /** The QE TCB status under the QE Identity used, when one matched. */
+  readonly qeTcbStatus?: string;
+  readonly qeAdvisoryIds?: readonly string[];
+}
+
 /** The TDX part of a decision, in the decision's words. */
 export interface TdxSummary {
   /** The converged TCB status; null when none could be determined. */
@@ -72,10 +95,24 @@ export interface TdxSummary {
   readonly tdAttributes: string;
   /** SHA-256 of the PCK leaf certificate (DER), when it parsed. */
   readonly pckSha256?: string;
+  /** The platform's TCB inputs, when the PCK certificate parsed. */
+  readonly platformTcb?: TdxPlatformTcbRecord;
   readonly allowancesUsed: readonly string[];
   readonly collateral: TdxCollateralRecord;
   /** The CCEL replay, when the agent sent the event log: the RTMRs it proved and its event count. */
-  readonly ccel?: { readonly rtmrsMatched: readonly number[]; readonly events: number };
+  readonly ccel?: {
+    readonly rtmrsMatched: readonly number[];
+    readonly events: number;
+    /** What the verified CCEL says booted (../tdx/ccel.ts ccelClaims), in the words measured boot uses. */
+    readonly boot: {
+      readonly secureBoot: 'enabled' | 'disabled' | 'unknown';
+      readonly bootLoader?: string;
+      readonly kernel?: string;
+      readonly kernelCmdline?: string;
+      readonly efiApplications: readonly string[];
+      readonly errorSeparator: boolean;
+    };
+  };
 }
 
 /** The outcome of {@link appraiseTdxEvidence}. */
@@ -140,10 +177,39 @@ export function appraiseTdxEvidence(rules: TdxPolicy, evidence: TdxEvidence, bin
     const c = verifyCcel({ data: evidence.ccelData, ...(evidence.ccelTable !== undefined ? { table: evidence.ccelTable } : {}) }, v.report.rtmrs);
     // Plain failures (code, field, expected, actual): the RTMR comparison's event summaries stay out of the record.
     ccelFailures = c.failures.map((f) => failure(f.code, { field: f.field ?? 'evidence.tdx.ccelData', message: f.message, ...(f.expected !== undefined ? { expected: f.expected } : {}), ...(f.actual !== undefined ? { actual: f.actual } : {}) }));
-    if (c.ok && c.replay !== undefined) ccel = { rtmrsMatched: c.comparison?.matched ?? [], events: c.replay.eventsByRtmr.reduce((n, e) => n + e.length, 0) };
+    if (c.ok && c.replay !== undefined) {
+      const k = ccelClaims(c);
+      ccel = {
+        rtmrsMatched: c.comparison?.matched ?? [],
+        events: c.replay.eventsByRtmr.reduce((n, e) => n + e.length, 0),
+        boot: {
+          secureBoot: k.secureBoot.state,
+          ...(k.bootLoader !== undefined ? { bootLoader: k.bootLoader.sha384 } : {}),
+          ...(k.kernel !== undefined ? { kernel: k.kernel.sha384 } : {}),
+          ...(k.kernelCmdline !== undefined ? { kernelCmdline: k.kernelCmdline.value } : {}),
+          efiApplications: k.efiApplications.map((a) => a.sha384),
+          errorSeparator: k.errorSeparator,
+        },
+      };
+    }
   }
 
   const r = v.report;
+  const qe = v.tcb.appraisal?.qe;
+  const platformTcb: TdxPlatformTcbRecord | undefined =
+    v.pck === undefined
+      ? undefined
+      : {
+          fmspc: toHex(v.pck.sgx.fmspc),
+          pceId: toHex(v.pck.sgx.pceId),
+          sgxTcbComponents: [...v.pck.sgx.tcb.compSvn],
+          pceSvn: v.pck.sgx.tcb.pceSvn,
+          teeTcbSvn: toHex(r.teeTcbSvn),
+          mrSignerSeam: toHex(r.mrSignerSeam),
+          seamAttributes: toHex(r.seamAttributes),
+          qeIsvSvn: quote.signatureData.qeReport.isvSvn,
+          ...(qe?.status !== undefined ? { qeTcbStatus: qe.status, qeAdvisoryIds: [...qe.advisoryIds] } : {}),
+        };
   return {
     failures: [...supplied.failures, ...v.failures, ...a.failures, ...ccelFailures],
     summary: {
@@ -157,6 +223,7 @@ export function appraiseTdxEvidence(rules: TdxPolicy, evidence: TdxEvidence, bin
       rtmrs: r.rtmrs.map((x) => toHex(x)),
       tdAttributes: toHex(r.tdAttributes),
       ...(v.pck !== undefined ? { pckSha256: sha256(v.pck.cert.der) } : {}),
+      ...(platformTcb !== undefined ? { platformTcb } : {}),
       allowancesUsed: [...v.allowancesUsed],
       collateral: collateralRecord(supplied),
       ...(ccel !== undefined ? { ccel } : {}),

@@ -115,12 +115,22 @@ export const TrustVectorSchema = Type.Object(
 /** Submodule names: `tpm0`, `cpu0`, `gpu0`, … */
 export const SUBMOD_NAME_PATTERN = '^[a-z][a-z0-9-]{0,31}$';
 
+/** Pattern of a collateral item's name in `vouch.collateral` (`snp.vcek`, `tdx.tcbInfo`, …). */
+export const COLLATERAL_NAME_PATTERN = '^[a-z][A-Za-z0-9.-]{0,63}$';
+
+/**
+ * `vouch.collateral` of a submodule: the SHA-256 (lower-case hex) of every certificate, CRL and
+ * collateral document the appraisal of that device used, by role.
+ */
+export const CollateralDigestsSchema = Type.Record(Type.String({ pattern: COLLATERAL_NAME_PATTERN }), Hex256, { additionalProperties: false, maxProperties: 32 });
+
 /** One device's appraisal in `submods`. */
 export const EarSubmodSchema = Type.Object(
   {
     'ear.status': Type.Union(EAR_STATUSES.map((s) => Type.Literal(s))),
     'ear.trustworthiness-vector': Type.Optional(TrustVectorSchema),
     'ear.appraisal-policy-id': Type.Optional(Type.String({ minLength: 1, maxLength: 512 })),
+    'vouch.collateral': Type.Optional(CollateralDigestsSchema),
   },
   { additionalProperties: true },
 );

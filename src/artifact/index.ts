@@ -10,6 +10,8 @@ export {
   AR4SI,
   AR4SI_CLAIMS,
   EarClaimsSchema,
+  CollateralDigestsSchema,
+  COLLATERAL_NAME_PATTERN,
   trustTier,
   worstTier,
   type Ar4siClaim,
@@ -19,8 +21,9 @@ export {
   type EarSubmod,
   type TrustVector,
 } from './ear.js';
-export { ArtifactSigner, ARTIFACT_ALGS, SIGNING_KEY_FILE, type ArtifactAlg, type ArtifactSignerOptions, type Jwks, type PublicSigningJwk } from './signer.js';
-export { issueArtifact, buildEarClaims, ARTIFACT_LIFETIME, type IssueArtifactInput, type SubmodInput } from './issue.js';
+export { ArtifactSigner, ARTIFACT_ALGS, SIGNING_KEY_FILE, RETIRED_KEYS_FILE, RETIRED_KEY_GRACE_SECONDS, type RetiredKey, type ArtifactAlg, type ArtifactSignerOptions, type Jwks, type PublicSigningJwk } from './signer.js';
+export { issueArtifact, issueArtifactCwt, buildEarClaims, ARTIFACT_LIFETIME, type IssueArtifactInput, type SubmodInput } from './issue.js';
 export { verifyArtifact, ARTIFACT_MAX_CHARS, type VerifyArtifactOptions } from './verify.js';
 export { checkCnf } from './cnf.js';
 export { jwkThumbprint, jwkToSpki, toPublicJwk, publicJwk } from './jwk.js';
+export { earClaimsToCwt, cwtToEarClaims, CWT_LABEL, COSE_ALG } from './cwt.js';

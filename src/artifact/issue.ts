@@ -9,6 +9,7 @@ import { MisuseError } from '../lib/errors.js';
 import { canonicalJsonBytes } from '../policy/canonical.js';
 import {
   AR4SI_CLAIMS,
+  COLLATERAL_NAME_PATTERN,
   EAR_DEVELOPER,
   EAR_PROFILE,
   EAR_STATUSES,
@@ -23,6 +24,8 @@ import {
   type TrustVector,
 } from './ear.js';
 import { publicJwk } from './jwk.js';
+import { earClaimsToCwt } from './cwt.js';
+import { encodeCanonical } from '../lib/cbor.js';
 import type { ArtifactSigner } from './signer.js';
 
 /** Shortest and longest artifact lifetime, in seconds (the policy schema has the same bounds). */
@@ -32,6 +35,8 @@ export const ARTIFACT_LIFETIME = { min: 30, max: 3600 } as const;
 export interface SubmodInput {
   readonly status: EarStatus;
   readonly trustVector: TrustVector;
+  /** SHA-256 (hex) of each certificate, CRL or collateral item used, by role (`vouch.collateral`). */
+  readonly collateral?: Readonly<Record<string, string>>;
 }
 
 /** Everything an artifact states. */
@@ -65,6 +70,7 @@ export interface IssueArtifactInput {
 
 const HEX256 = /^[0-9a-f]{64}$/;
 const SUBMOD_RE = new RegExp(SUBMOD_NAME_PATTERN);
+const COLLATERAL_RE = new RegExp(COLLATERAL_NAME_PATTERN);
 const POLICY_ID_RE = /^[a-z0-9-]{1,64}$/;
 const TEXT_RE = /^[\x21-\x7e]{1,256}$/;
 
@@ -121,10 +127,19 @@ export function buildEarClaims(input: IssueArtifactInput): EarClaims {
     if (sm.status === 'affirming' && !Object.values(vector).some((v) => trustTier(v) === 'affirming')) {
       throw bad(`submods.${name}.status`, 'is affirming but the trust vector affirms nothing', sm.status);
     }
+    const collateral: Record<string, string> = {};
+    const items = Object.entries(sm.collateral ?? {});
+    if (items.length > 32) throw bad(`submods.${name}.collateral`, 'has more than 32 items');
+    for (const [k, v] of items) {
+      if (!COLLATERAL_RE.test(k)) throw bad(`submods.${name}.collateral.${k}`, `is not a collateral name (${COLLATERAL_NAME_PATTERN})`);
+      if (typeof v !== 'string' || !HEX256.test(v)) throw bad(`submods.${name}.collateral.${k}`, 'must be 64 lower-case hex digits');
+      collateral[k] = v;
+    }
     submods[name] = {
       'ear.status': sm.status,
       'ear.trustworthiness-vector': vector,
       'ear.appraisal-policy-id': appraisalPolicyId,
+      ...(items.length > 0 ? { 'vouch.collateral': collateral } : {}),
     };
   }
 
@@ -154,4 +169,14 @@ export function buildEarClaims(input: IssueArtifactInput): EarClaims {
  */
 export async function issueArtifact(signer: ArtifactSigner, input: IssueArtifactInput): Promise<string> {
   return signer.signCompact(canonicalJsonBytes(buildEarClaims(input)));
+}
+
+/**
+ * Issues an artifact as a CWT: the same EAR claims as {@link issueArtifact}, mapped to CBOR labels
+ * (see ./cwt.ts), canonical CBOR, signed by `signer` into an untagged COSE_Sign1.
+ * @throws MisuseError MISUSE_ARGUMENT for bad inputs
+ * @throws UnavailableError ARTIFACT_SIGNING_KEY_UNUSABLE when signing fails
+ */
+export async function issueArtifactCwt(signer: ArtifactSigner, input: IssueArtifactInput): Promise<Uint8Array> {
+  return signer.signCose(encodeCanonical(earClaimsToCwt(buildEarClaims(input))));
 }

@@ -9,14 +9,16 @@ import { Command, CommanderError } from 'commander';
 import { isVouchError, MisuseError, type VouchError } from '../lib/errors.js';
 import { verifyTpmQuoteCommand, type VerifyTpmQuoteOptions } from './verify-tpm-quote.js';
 import { tpmInfoCommand } from './tpm-info.js';
-import { verifierStartCommand, withSnpKdsOptions, type VerifierStartOptions } from './verifier.js';
+import { verifierStartCommand, withSnpKdsOptions, withTdxPcsOptions, type VerifierStartOptions } from './verifier.js';
 import { agentCommand, type AgentOptions } from './agent.js';
-import { artifactVerifyCommand, type ArtifactVerifyOptions } from './artifact.js';
+import { registerAdminCommands } from './admin.js';
+import { artifactVerifyCommand, rotateKeyCommand, type ArtifactVerifyOptions, type RotateKeyOptions } from './artifact.js';
 import { eventlogReplayCommand, eventlogShowCommand } from './eventlog.js';
 import { imaReplayCommand, imaShowCommand } from './ima.js';
 import { policyLearnCommand, type PolicyLearnOptions } from './policy-learn.js';
 import { snpShowCommand, verifySnpCommand, type VerifySnpOptions } from './snp.js';
 import { tdxShowCommand, type TdxShowOptions } from './tdx-show.js';
+import { tdxTcbRecoveryCommand, type TdxTcbRecoveryOptions } from './tdx-recovery.js';
 import { verifyTdxCommand, type VerifyTdxOptions } from './verify-tdx.js';
 import { ccelReplayCommand, type CcelReplayOptions } from './ccel.js';
 
@@ -110,6 +112,16 @@ export async function run(argv: readonly string[], io: CliIo): Promise<number> {
     .action(async (file: string, opts: TdxShowOptions) => {
       status = await tdxShowCommand(file, opts, io);
     });
+  tdx
+    .command('tcb-recovery')
+    .description("which TCB levels, and which nodes' last affirming TDX decisions, a next TCB Info would stop accepting (exit 1 when any)")
+    .option('--next <tcb_info.json>', 'the next TCB Info (PCS body), e.g. from update=early or a TCB recovery')
+    .option('--current <tcb_info.json>', 'the TCB Info in use: list the TCB levels that would stop being accepted')
+    .option('--data-dir <dir>', "the verifier's data directory: its store is read read-only")
+    .option('--json', 'print as JSON')
+    .action(async (opts: TdxTcbRecoveryOptions) => {
+      status = await tdxTcbRecoveryCommand(opts, io);
+    });
 
   const ccel = program.command('ccel').description('TDX CCEL event logs (ACPI table and log area), offline');
   ccel
@@ -133,7 +145,18 @@ export async function run(argv: readonly string[], io: CliIo): Promise<number> {
     });
 
   const verifier = program.command('verifier').description('the verifier service');
-  withSnpKdsOptions(verifier
+  registerAdminCommands(program, verifier, io, (n) => {
+    status = n;
+  });
+  verifier
+    .command('rotate-key')
+    .description('rotate the artifact signing key; the old key stays in the JWKS until its artifacts have expired')
+    .option('--data-dir <dir>', 'database and signing key', '.vouch/verifier')
+    .option('--alg <alg>', 'ES256 (default: the current key\'s) or EdDSA')
+    .action(async (opts: RotateKeyOptions) => {
+      status = await rotateKeyCommand(opts, io);
+    });
+  withTdxPcsOptions(withSnpKdsOptions(verifier
     .command('start')
     .description('run the verifier in the foreground until SIGINT/SIGTERM')
     .option('--data-dir <dir>', 'database and signing key', '.vouch/verifier')
@@ -144,7 +167,7 @@ export async function run(argv: readonly string[], io: CliIo): Promise<number> {
     .option('--allow-no-ek-cert', 'enroll TPMs without an EK certificate (weaker: trust on first use)')
     .option('--challenge-ttl <seconds>', 'challenge lifetime', '60')
     .option('--rate-limit <n>', 'enrollment and challenge requests per client per minute', '120')
-    .option('--log-level <level>', 'silent | error | warn | info | debug', 'info'))
+    .option('--log-level <level>', 'silent | error | warn | info | debug', 'info')))
     .action(async (opts: VerifierStartOptions) => {
       status = await verifierStartCommand(opts, io);
     });

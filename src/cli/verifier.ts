@@ -1,7 +1,7 @@
 /** `vouch verifier start`: runs the verifier service in the foreground. */
 import type { Command } from 'commander';
 import { MisuseError } from '../lib/errors.js';
-import { runServerProcess, type ServerConfig, type SnpKdsConfig } from '../verifier/server.js';
+import { runServerProcess, type ServerConfig, type SnpKdsConfig, type TdxPcsConfig } from '../verifier/server.js';
 import { EXIT, type CliIo } from './main.js';
 
 export interface VerifierStartOptions {
@@ -24,6 +24,14 @@ export interface VerifierStartOptions {
   snpCollateralBundle?: string;
   /** --tdx-collateral: a TDX collateral directory or dcap-qvl collateral.json (read again when it changes). */
   tdxCollateral?: string;
+  /** --tdx-pcs-cache: the Intel PCS collateral cache directory. */
+  tdxPcsCache?: string;
+  /** --tdx-pcs-url: PCS base URL (a mirror or proxy). */
+  tdxPcsUrl?: string;
+  /** --tdx-pcs-offline: no network; cache and bundle only. */
+  tdxPcsOffline?: boolean;
+  /** --tdx-collateral-bundle: a bundle imported into the PCS cache at start. */
+  tdxCollateralBundle?: string;
 }
 
 /**
@@ -38,6 +46,20 @@ export function withSnpKdsOptions(c: Command): Command {
     .option('--snp-kds-offline', 'SEV-SNP: never ask KDS; collateral only from the cache and --snp-collateral-bundle')
     .option('--snp-collateral-bundle <file>', 'SEV-SNP: import a collateral bundle (JSON or directory) into the KDS cache at start')
     .option('--tdx-collateral <path>', 'Intel TDX: collateral directory (tcb_info.json, qe_identity.json, CRLs, issuer chains) or dcap-qvl collateral.json; without it TDX evidence is refused');
+}
+
+/**
+ * The Intel TDX collateral flags of `vouch verifier start` that use Intel PCS (the counterpart of
+ * {@link withSnpKdsOptions}). Any of them turns the PCS client on: the TCB Info of the quote's
+ * FMSPC, the QE Identity, the PCK CRL and the Root CA CRL come from PCS or its cache.
+ * `--tdx-collateral` (declared with the SEV-SNP flags) excludes them.
+ */
+export function withTdxPcsOptions(c: Command): Command {
+  return c
+    .option('--tdx-pcs-cache <dir>', 'Intel TDX: cache of Intel PCS collateral (TCB Info, QE Identity, CRLs); default <data-dir>/tdx-collateral')
+    .option('--tdx-pcs-url <url>', 'Intel TDX: Intel PCS base URL (default https://api.trustedservices.intel.com; a mirror or proxy)')
+    .option('--tdx-pcs-offline', 'Intel TDX: never ask PCS; collateral only from the cache and --tdx-collateral-bundle')
+    .option('--tdx-collateral-bundle <file>', 'Intel TDX: import a collateral bundle (vouch JSON bundle, collateral directory or dcap-qvl collateral.json) into the PCS cache at start');
 }
 
 /** The KDS part of the configuration, or undefined when no --snp-kds-* / bundle flag is given. */
@@ -63,6 +85,41 @@ export function snpKdsConfig(o: Pick<VerifierStartOptions, 'snpKdsCache' | 'snpK
     ...(offline ? { offline } : {}),
     ...(o.snpCollateralBundle !== undefined ? { bundle: o.snpCollateralBundle } : {}),
   };
+}
+
+/** The PCS part of the configuration, or undefined when no --tdx-pcs-* / bundle flag is given. */
+export function tdxPcsConfig(o: Pick<VerifierStartOptions, 'tdxPcsCache' | 'tdxPcsUrl' | 'tdxPcsOffline' | 'tdxCollateralBundle'>): TdxPcsConfig | undefined {
+  const offline = o.tdxPcsOffline === true;
+  if (o.tdxPcsCache === undefined && o.tdxPcsUrl === undefined && !offline && o.tdxCollateralBundle === undefined) return undefined;
+  if (offline && o.tdxPcsUrl !== undefined) throw new MisuseError('MISUSE_ARGUMENT', '--tdx-pcs-offline and --tdx-pcs-url exclude each other', { field: '--tdx-pcs-url' });
+  if (offline && o.tdxPcsCache === undefined && o.tdxCollateralBundle === undefined) {
+    throw new MisuseError('MISUSE_ARGUMENT', '--tdx-pcs-offline needs --tdx-pcs-cache or --tdx-collateral-bundle: offline, collateral comes only from them', { field: '--tdx-pcs-offline' });
+  }
+  if (o.tdxPcsUrl !== undefined) {
+    const u = URL.canParse(o.tdxPcsUrl) ? new URL(o.tdxPcsUrl) : undefined;
+    if (u === undefined || (u.protocol !== 'https:' && u.protocol !== 'http:') || u.search !== '' || u.hash !== '' || u.username !== '' || u.password !== '') {
+      throw new MisuseError('MISUSE_ARGUMENT', `--tdx-pcs-url must be an http(s) base URL without query, fragment or credentials, got "${o.tdxPcsUrl}"`, { field: '--tdx-pcs-url' });
+    }
+  }
+  for (const [flag, v] of [['--tdx-pcs-cache', o.tdxPcsCache], ['--tdx-collateral-bundle', o.tdxCollateralBundle]] as const) {
+    if (v !== undefined && v.trim() === '') throw new MisuseError('MISUSE_ARGUMENT', `${flag} needs a path`, { field: flag });
+  }
+  return {
+    ...(o.tdxPcsCache !== undefined ? { cacheDir: o.tdxPcsCache } : {}),
+    ...(o.tdxPcsUrl !== undefined ? { baseUrl: o.tdxPcsUrl } : {}),
+    ...(offline ? { offline } : {}),
+    ...(o.tdxCollateralBundle !== undefined ? { bundle: o.tdxCollateralBundle } : {}),
+  };
+}
+
+/** The TDX part of the configuration: a collateral path, Intel PCS, or neither (TDX evidence refused). */
+function tdxConfig(o: Pick<VerifierStartOptions, 'tdxCollateral' | 'tdxPcsCache' | 'tdxPcsUrl' | 'tdxPcsOffline' | 'tdxCollateralBundle'>): ServerConfig['tdx'] {
+  const pcs = tdxPcsConfig(o);
+  if (o.tdxCollateral !== undefined && pcs !== undefined) {
+    throw new MisuseError('MISUSE_ARGUMENT', '--tdx-collateral and the Intel PCS flags (--tdx-pcs-cache, --tdx-pcs-url, --tdx-pcs-offline, --tdx-collateral-bundle) exclude each other', { field: '--tdx-collateral' });
+  }
+  if (pcs !== undefined) return { pcs };
+  return o.tdxCollateral !== undefined ? { collateral: { path: tdxCollateralPath(o.tdxCollateral) } } : undefined;
 }
 
 function tdxCollateralPath(p: string): string {
@@ -93,6 +150,7 @@ export function verifierConfig(o: VerifierStartOptions): ServerConfig {
   if (!Number.isInteger(rate) || rate < 1) throw new MisuseError('MISUSE_ARGUMENT', '--rate-limit must be a positive integer');
   if (!(LOG_LEVELS as readonly string[]).includes(o.logLevel)) throw new MisuseError('MISUSE_ARGUMENT', `--log-level must be one of ${LOG_LEVELS.join(', ')}`);
   const kds = snpKdsConfig(o);
+  const tdx = tdxConfig(o);
   return {
     dataDir: o.dataDir,
     ...parseListen(o.listen),
@@ -103,8 +161,10 @@ export function verifierConfig(o: VerifierStartOptions): ServerConfig {
     challengeTtlSeconds: ttl,
     rateLimitPerMinute: rate,
     logLevel: o.logLevel as ServerConfig['logLevel'],
+    // The heartbeat decision every 60 s (GET /v1/heartbeat); tokens from {dataDir}/tokens.json.
+    heartbeatSeconds: 60,
     ...(kds !== undefined ? { snp: { kds } } : {}),
-    ...(o.tdxCollateral !== undefined ? { tdx: { collateral: { path: tdxCollateralPath(o.tdxCollateral) } } } : {}),
+    ...(tdx !== undefined ? { tdx } : {}),
   };
 }
 

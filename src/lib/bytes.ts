@@ -7,7 +7,12 @@ const HEX_RE = /^(?:[0-9a-fA-F]{2})*$/;
 
 /** Lower-case hex of `b`. */
 export function toHex(b: Uint8Array): string {
-  return Buffer.from(b.buffer, b.byteOffset, b.byteLength).toString('hex');
+  // Buffer where there is one (fast); a plain loop in browsers (the relying-party SDK reaches
+  // this through the CBOR reader's error messages).
+  if (typeof Buffer !== 'undefined') return Buffer.from(b.buffer, b.byteOffset, b.byteLength).toString('hex');
+  let out = '';
+  for (const x of b) out += x.toString(16).padStart(2, '0');
+  return out;
 }
 
 /**

@@ -110,6 +110,11 @@ export const ERRORS = {
   ARTIFACT_NOT_AFFIRMING: spec('verification-failed', 401, 'a submodule of the artifact is not in an accepted status'),
   ARTIFACT_CNF_MISMATCH: spec('verification-failed', 401, "the artifact's cnf key is not the expected key"),
   ARTIFACT_SIGNING_KEY_UNUSABLE: spec('unavailable', 503, 'the artifact signing key cannot be created, read or used'),
+  ARTIFACT_KEY_UNKNOWN: spec('verification-failed', 401, 'the artifact names a kid that is not in the JWKS (unknown, or rotated out after its artifacts expired)'),
+  ARTIFACT_REQUIREMENT_UNMET: spec('verification-failed', 401, "a claim the relying party requires (submodule, trust-vector claim) is absent or has another value"),
+  ARTIFACT_TOO_OLD: spec('verification-failed', 401, 'the artifact was issued longer ago than the relying party accepts'),
+  ARTIFACT_POP_MISSING: spec('verification-failed', 401, 'proof of possession of the cnf key is required and none was presented'),
+  ARTIFACT_POP_INVALID: spec('verification-failed', 401, 'the proof of possession does not verify with the cnf key of the artifact'),
 
   // --- evidence, appraisal and the verifier service (src/evidence, src/appraisal, src/verifier)
   EVIDENCE_MALFORMED: spec('malformed', 400, 'the evidence envelope does not match the evidence format'),
@@ -142,6 +147,16 @@ export const ERRORS = {
   NOT_FOUND: spec('misuse', 404, 'no such route'),
   VERIFIER_UNREACHABLE: spec('unavailable', 503, 'the verifier could not be reached or answered with a server error'),
   AGENT_LOG_UNREADABLE: spec('unavailable', 503, 'a log the agent is configured to send exists but cannot be read'),
+
+  // --- verifier admin API: principals, roles, node revocation (src/verifier/auth, src/verifier/nodes)
+  AUTH_UNAUTHENTICATED: spec('verification-failed', 401, 'the request carries no bearer token, or one that is not in the verifier tokens file'),
+  AUTH_ROLE_FORBIDDEN: spec('policy-failed', 403, "the token's role may not call this route"),
+  AUTH_TENANT_FORBIDDEN: spec('policy-failed', 403, "the token is scoped to another tenant (or resources) than the node's group"),
+  AUTH_TOKENS_FILE_INVALID: spec('malformed', 400, 'the verifier tokens file is not a version 1 tokens document (id, role, tenant, resources, sha256 per token)'),
+  APPRAISAL_NODE_REVOKED: spec('policy-failed', 403, 'an operator revoked the node: no challenge and no affirming decision until an operator re-admits it'),
+  NODE_ALREADY_REVOKED: spec('misuse', 409, 'the node is already revoked'),
+  NODE_NOT_REVOKED: spec('misuse', 409, 'the node is not revoked, so there is nothing to re-admit'),
+  HEARTBEAT_MISSING: spec('unavailable', 503, 'the verifier has recorded no heartbeat: relying parties must not treat its nodes as attested'),
 
   // --- IMA (src/eventlog/ima) ---------------------------------------------------------------
   IMA_TEMPLATE_UNSUPPORTED: spec('malformed', 400, 'an IMA entry uses a template vouch does not decode (ima, ima-ng, ima-sig, ima-buf, ima-modsig)'),

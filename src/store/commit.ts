@@ -1,7 +1,7 @@
 /**
  * The one rule by which every store turns an {@link AttestationCommit} and what its transaction
  * did into the decision it records, and by which the caller learns the final result: failures
- * for the steps that lost a race are appended (challenge, then IMA state, then counters) and the
+ * for the steps that lost a race are appended (revocation, challenge, IMA state, counters) and the
  * outcome becomes `contraindicated`.
  */
 import type { AttestationCommit, AttestationOutcome, AttestationRaceFailures, DecisionInput } from './types.js';
@@ -9,6 +9,7 @@ import type { AttestationCommit, AttestationOutcome, AttestationRaceFailures, De
 /** The failures that `outcome` adds to the committed decision, in order. */
 export function raceFailures<F extends object>(onRace: AttestationRaceFailures<F>, outcome: AttestationOutcome): F[] {
   const out: F[] = [];
+  if (outcome.revoked && onRace.revoked !== undefined) out.push(onRace.revoked);
   if (outcome.challenge !== 'ok' && onRace.challenge !== undefined) out.push(onRace.challenge[outcome.challenge]);
   if (outcome.ima === 'stale') out.push(onRace.ima);
   if (outcome.counters === 'stale') out.push(onRace.counters);

@@ -28,6 +28,7 @@ export {
   type NewNode,
   type NewPendingEnrollment,
   type NodeRecord,
+  type NodeRevocationResult,
   type PendingEnrollment,
   type PolicyRecord,
   type QuoteCounters,

@@ -161,9 +161,24 @@ CREATE TABLE pending_snp_enrollments (
 CREATE INDEX pending_snp_enrollments_expires ON pending_snp_enrollments (expires_at);
 `;
 
+/**
+ * Version 4: operator revocation and the verifier heartbeat.
+ *
+ * - `nodes.revoked_at` / `nodes.revoked_reason`: set together when an operator revokes a node
+ *   (both NULL otherwise); a revoked node gets no challenge and no affirming decision until an
+ *   operator re-admits it. The revocation itself is a 'revocation' ledger decision.
+ * - `decisions_kind`: the last decision of a kind (the last heartbeat) without a scan.
+ */
+const V4_SQLITE = `
+ALTER TABLE nodes ADD COLUMN revoked_at INTEGER;
+ALTER TABLE nodes ADD COLUMN revoked_reason TEXT CHECK (revoked_reason IS NULL OR length(revoked_reason) BETWEEN 1 AND 512);
+CREATE INDEX decisions_kind ON decisions (kind, seq);
+`;
+
 /** Every migration, in version order (dense, from 1). */
 export const MIGRATIONS: readonly Migration[] = [
   { version: 1, name: 'initial schema', sqlite: V1_SQLITE },
   { version: 2, name: 'IMA state per node', sqlite: V2_SQLITE },
   { version: 3, name: 'SNP-only nodes', sqlite: V3_SQLITE },
+  { version: 4, name: 'node revocation and heartbeat', sqlite: V4_SQLITE },
 ];

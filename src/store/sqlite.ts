@@ -26,7 +26,7 @@ import * as path from 'node:path';
 import Database from 'better-sqlite3';
 import { decodeStrict, encodeCanonical, type CborObject } from '../lib/cbor.js';
 import { MisuseError, UnavailableError, isVouchError } from '../lib/errors.js';
-import { GENESIS_PREV, buildLedgerEntry } from '../ledger/entry.js';
+import { DECISION_KINDS, GENESIS_PREV, buildLedgerEntry, type DecisionKind } from '../ledger/entry.js';
 import { recordedDecision } from './commit.js';
 import { MIGRATIONS, SCHEMA_MIGRATIONS_SQLITE, migrationChecksum } from './migrations.js';
 import { SNP_AK_NAME_PREFIX } from './types.js';
@@ -49,6 +49,7 @@ import type {
   NewPendingEnrollment,
   NodeKind,
   NodeRecord,
+  NodeRevocationResult,
   PendingEnrollment,
   PendingSnpEnrollment,
   TakePendingSnpEnrollmentResult,
@@ -66,6 +67,12 @@ export interface SqliteStoreOptions {
   readonly fileName?: string;
   /** How long a statement waits for another connection's write lock. Default 5000 ms. */
   readonly busyTimeoutMs?: number;
+  /**
+   * Open an existing database read-only (reports and tools beside a running verifier): nothing
+   * is created or migrated, the schema must be exactly this code's, and every write fails with
+   * STORE_UNAVAILABLE.
+   */
+  readonly readOnly?: boolean;
 }
 
 /** Default database file name in the data directory. */
@@ -173,7 +180,16 @@ function nodeFromRow(r: Row): NodeRecord {
     counters,
     lastQuoteAt: colIntOrNull(r, t, 'last_quote_at'),
     updatedAt: colInt(r, t, 'updated_at'),
+    ...revocationFromRow(r),
   };
+}
+
+/** revoked_at and revoked_reason are set together or not at all (src/store/migrations.ts, version 4). */
+function revocationFromRow(r: Row): { revokedAt: number | null; revokedReason: string | null } {
+  const revokedAt = colIntOrNull(r, 'nodes', 'revoked_at');
+  const revokedReason = colTextOrNull(r, 'nodes', 'revoked_reason');
+  if ((revokedAt === null) !== (revokedReason === null)) throw corrupt('nodes', 'revoked_reason', 'a value without revoked_at, or none with it');
+  return { revokedAt, revokedReason };
 }
 
 function pendingSnpFromRow(r: Row): PendingSnpEnrollment {
@@ -463,6 +479,8 @@ export class SqliteStore implements Store {
       return row === undefined ? null : imaFromRow(row);
     };
 
+    const nodeRevokedAt = db.prepare('SELECT revoked_at FROM nodes WHERE node_id = ?').pluck();
+
     // The common case in one statement: unconsumed, this node's, unexpired → consumed now.
     const consumeGuarded = db.prepare(
       'UPDATE challenges SET consumed_at = ? WHERE challenge_id = ? AND node_id = ? AND consumed_at IS NULL AND expires_at > ?',
@@ -560,15 +578,18 @@ export class SqliteStore implements Store {
             // decision, so the recorded decision states what they did.
             const c = op.commit;
             const consumed = consumeForCommit(c.challengeId, c.nodeId, c.now);
+            // Read under the write lock: a revocation that landed after the appraisal's read.
+            const revokedAt: unknown = nodeRevokedAt.get(c.nodeId);
+            const revoked = revokedAt !== null && revokedAt !== undefined;
             let counters: AttestationOutcome['counters'] = 'skipped';
-            if (consumed.ok && c.counters !== null) {
+            if (consumed.ok && !revoked && c.counters !== null) {
               counters = updateCountersRaw(c.nodeId, c.counters.expected, c.counters.next, c.now).ok ? 'ok' : 'stale';
             }
             let ima: AttestationOutcome['ima'] = 'skipped';
-            if (consumed.ok && counters !== 'stale' && c.ima !== undefined && c.ima !== null) {
+            if (consumed.ok && !revoked && counters !== 'stale' && c.ima !== undefined && c.ima !== null) {
               ima = updateImaRaw(c.nodeId, c.ima.expected, c.ima.next, c.now) ? 'ok' : 'stale';
             }
-            outcome = { challenge: consumed.ok ? 'ok' : consumed.reason, counters, ima };
+            outcome = { challenge: consumed.ok ? 'ok' : consumed.reason, counters, ima, revoked };
             d = recordedDecision(c, outcome);
           }
           seq += 1;
@@ -596,6 +617,20 @@ export class SqliteStore implements Store {
     if (fileName === '' || fileName !== path.basename(fileName)) throw misuse('fileName must be a plain file name');
     const file = path.join(options.dataDir, fileName);
     let db: Database.Database | undefined;
+    if (options.readOnly === true) {
+      try {
+        db = new Database(file, { readonly: true, fileMustExist: true, timeout: options.busyTimeoutMs ?? 5000 });
+        checkSchema(db);
+        return new SqliteStore(db, file);
+      } catch (e) {
+        try {
+          db?.close();
+        } catch {
+          // As below: the open error is the one to report.
+        }
+        throw storeError(`open ${file} read-only`, e);
+      }
+    }
     try {
       mkdirSync(options.dataDir, { recursive: true, mode: 0o700 });
       db = new Database(file, { timeout: options.busyTimeoutMs ?? 5000 });
@@ -689,6 +724,40 @@ export class SqliteStore implements Store {
     checkCounters(next, 'next');
     checkTime(now, 'now');
     return this.#run('updateQuoteCounters', () => this.#tx.updateCounters(nodeId, expected, next, now));
+  }
+
+  async listNodes(afterId: string | null, limit: number): Promise<NodeRecord[]> {
+    if (afterId !== null) checkId(afterId, 'afterId');
+    if (!Number.isSafeInteger(limit) || limit < 1 || limit > MAX_LIST) throw misuse(`listNodes: limit must be 1..${MAX_LIST}`);
+    return this.#run('listNodes', () => {
+      const rows = this.#stmt('SELECT * FROM nodes WHERE node_id > ? ORDER BY node_id LIMIT ?').all(afterId ?? '', limit) as Row[];
+      return rows.map(nodeFromRow);
+    });
+  }
+
+  async revokeNode(nodeId: string, reason: string, now: number): Promise<NodeRevocationResult> {
+    checkId(nodeId, 'nodeId');
+    if (typeof reason !== 'string' || reason.length === 0 || reason.length > 512) throw misuse('revokeNode: reason must be 1..512 characters');
+    checkTime(now, 'now');
+    return this.#run('revokeNode', () =>
+      this.#revocation(nodeId, 'UPDATE nodes SET revoked_at = ?, revoked_reason = ?, updated_at = ? WHERE node_id = ? AND revoked_at IS NULL', [now, reason, now, nodeId], 'already-revoked'),
+    );
+  }
+
+  async readmitNode(nodeId: string, now: number): Promise<NodeRevocationResult> {
+    checkId(nodeId, 'nodeId');
+    checkTime(now, 'now');
+    return this.#run('readmitNode', () =>
+      this.#revocation(nodeId, 'UPDATE nodes SET revoked_at = NULL, revoked_reason = NULL, updated_at = ? WHERE node_id = ? AND revoked_at IS NOT NULL', [now, nodeId], 'not-revoked'),
+    );
+  }
+
+  /** One compare-and-set statement on a node's revocation columns, then the row as it now is. */
+  #revocation(nodeId: string, sql: string, args: readonly unknown[], otherwise: 'already-revoked' | 'not-revoked'): NodeRevocationResult {
+    const changed = this.#stmt(sql).run(...args).changes === 1;
+    const row = this.#stmt('SELECT * FROM nodes WHERE node_id = ?').get(nodeId) as Row | undefined;
+    if (row === undefined) return { ok: false, reason: 'unknown' };
+    return changed ? { ok: true, node: nodeFromRow(row) } : { ok: false, reason: otherwise };
   }
 
   // --- enrolment -------------------------------------------------------------------------------
@@ -952,6 +1021,19 @@ export class SqliteStore implements Store {
     });
   }
 
+  async lastDecision(kind: DecisionKind, nodeId?: string): Promise<DecisionRecord | null> {
+    if (!DECISION_KINDS.includes(kind)) throw misuse('lastDecision: unknown decision kind');
+    if (nodeId !== undefined) checkId(nodeId, 'nodeId');
+    return this.#run('lastDecision', () => {
+      const row = (
+        nodeId === undefined
+          ? this.#stmt('SELECT * FROM decisions WHERE kind = ? ORDER BY seq DESC LIMIT 1').get(kind)
+          : this.#stmt('SELECT * FROM decisions WHERE node_id = ? AND kind = ? ORDER BY seq DESC LIMIT 1').get(nodeId, kind)
+      ) as Row | undefined;
+      return row === undefined ? null : decisionFromRow(row);
+    });
+  }
+
   async close(): Promise<void> {
     // Appends already queued are committed (or failed) before the connection goes.
     if (this.#db.open) this.#flush();
@@ -959,6 +1041,22 @@ export class SqliteStore implements Store {
       if (this.#db.open) this.#db.close();
     });
   }
+}
+
+/** For a read-only connection: every migration of this code applied, with the same checksums, and none newer. */
+function checkSchema(db: Database.Database): void {
+  const applied = db.prepare('SELECT version, checksum FROM schema_migrations ORDER BY version').all() as Row[];
+  const seen = new Set<number>();
+  for (const a of applied) {
+    const version = colInt(a, 'schema_migrations', 'version');
+    const m = MIGRATIONS.find((x) => x.version === version);
+    if (m === undefined || colText(a, 'schema_migrations', 'checksum') !== migrationChecksum(m.sqlite)) {
+      throw new UnavailableError('STORE_SCHEMA_MISMATCH', `store: migration ${version} in the database is not this vouch's`);
+    }
+    seen.add(version);
+  }
+  const missing = MIGRATIONS.filter((m) => !seen.has(m.version));
+  if (missing.length > 0) throw new UnavailableError('STORE_SCHEMA_MISMATCH', `store: the database lacks migration ${missing[0]?.version ?? '?'}; start the verifier once to migrate it`);
 }
 
 /** Applies pending migrations in one IMMEDIATE transaction, after checking the applied ones. */

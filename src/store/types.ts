@@ -72,7 +72,17 @@ export interface NodeRecord extends NewNode {
   /** Time of the last accepted quote; null before the first. */
   readonly lastQuoteAt: number | null;
   readonly updatedAt: number;
+  /** When an operator revoked the node; null while it is not revoked. */
+  readonly revokedAt: number | null;
+  /** The operator's reason, set with {@link revokedAt}. */
+  readonly revokedReason: string | null;
 }
+
+/** Result of {@link Store.revokeNode} and {@link Store.readmitNode}. */
+export type NodeRevocationResult =
+  | { readonly ok: true; readonly node: NodeRecord }
+  /** 'unknown': no such node; 'already-revoked' / 'not-revoked': the node is already in the asked state. */
+  | { readonly ok: false; readonly reason: 'unknown' | 'already-revoked' | 'not-revoked' };
 
 /** Why {@link Store.enrollNode} or {@link Store.completeEnrollment} did not enroll. */
 export type EnrollRefusal = 'node-exists' | 'ak-exists';
@@ -232,6 +242,11 @@ export interface AttestationOutcome {
   readonly counters: 'ok' | 'stale' | 'skipped';
   /** Same for the IMA state. */
   readonly ima: 'ok' | 'stale' | 'skipped';
+  /**
+   * True when the node was revoked when the decision was recorded (an operator's revocation can
+   * land between the appraisal's read and the commit); its counters and IMA state then stay.
+   */
+  readonly revoked: boolean;
 }
 
 /**
@@ -273,6 +288,8 @@ export interface AttestationRaceFailures<F extends object> {
   readonly counters: F;
   /** Another attestation of the node advanced the IMA state first. */
   readonly ima: F;
+  /** The node was revoked after the appraisal read it; absent when the appraisal already saw it revoked. */
+  readonly revoked?: F;
 }
 
 /** Where a recorded attestation landed, and what the store did. */
@@ -305,6 +322,12 @@ export interface Store {
    * cannot both move the counters from the same starting point.
    */
   updateQuoteCounters(nodeId: string, expected: QuoteCounters | null, next: QuoteCounters, now: number): Promise<CounterUpdateResult>;
+  /** Nodes ordered by id, at most `limit` (1..10 000) after `afterId` (exclusive; null: from the start). */
+  listNodes(afterId: string | null, limit: number): Promise<NodeRecord[]>;
+  /** Marks a node revoked (compare-and-set: only a node that is not revoked). */
+  revokeNode(nodeId: string, reason: string, now: number): Promise<NodeRevocationResult>;
+  /** Clears a revocation (compare-and-set: only a revoked node). */
+  readmitNode(nodeId: string, now: number): Promise<NodeRevocationResult>;
 
   // --- enrolment -----------------------------------------------------------------------------
   createPendingEnrollment(p: NewPendingEnrollment): Promise<void>;
@@ -359,6 +382,8 @@ export interface Store {
   listDecisions(fromSeq: number, limit: number): Promise<DecisionRecord[]>;
   /** The last entry's seq and hash, or null for an empty ledger. */
   ledgerHead(): Promise<AppendedDecision | null>;
+  /** The last decision of `kind` (about `nodeId` when given, else about any node or none), or null. */
+  lastDecision(kind: DecisionKind, nodeId?: string): Promise<DecisionRecord | null>;
 
   /** The highest applied schema migration; also a cheap health check that reaches the database. */
   schemaVersion(): Promise<number>;

@@ -1067,9 +1067,11 @@ export function tcbRecoveryReport(current: TdxTcbInfo, next: TdxTcbInfo, opts: {
 
   const levels: RecoveryLevel[] = current.tcbLevels.map((l, index) => {
     const tee = Uint8Array.from(l.tdxTcbComponents.map((c) => c.svn));
-    // Bytes 0..1 of TEE_TCB_SVN are the module's; a level's own vector is compared in full.
-    const teeForMatch = tee[1] === 0 ? tee : Uint8Array.from([0, 0, ...tee.subarray(2)]);
-    const m = matchTcbLevels(next.tcbLevels, l.sgxTcbComponents.map((c) => c.svn), l.pceSvn, teeForMatch);
+    // Bytes 0..1 of TEE_TCB_SVN are the module's: with a module version (byte 1) > 0,
+    // matchTcbLevels leaves them to the module identity, as for a real platform; with 0 the
+    // level's vector is compared in full. (Zeroing them here made every next level whose bytes
+    // 0..1 are set look unsupported.)
+    const m = matchTcbLevels(next.tcbLevels, l.sgxTcbComponents.map((c) => c.svn), l.pceSvn, tee);
     const nextStatus = m.tdx?.level.tcbStatus;
     return { index, tcbDate: l.tcbDate, currentStatus: l.tcbStatus, ...(nextStatus !== undefined ? { nextStatus } : {}), wouldFail: ok(l.tcbStatus) && !ok(nextStatus) };
   });

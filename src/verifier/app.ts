@@ -12,13 +12,23 @@
  *   POST /v1/attestations                 evidence (application/cbor or application/json) → decision + artifact
  *   GET  /.well-known/jwks.json           artifact verification keys
  *   GET  /healthz                         liveness and database reachability
+ *   GET  /v1/heartbeat                    the last heartbeat decision (seq, hash, time)
+ *
+ * Admin routes (bearer token; see ./auth.ts), in an encapsulated scope that requires a role:
+ *   GET  /v1/nodes                        nodes the token reaches, with their state (admin, operator)
+ *   GET  /v1/nodes/:id                    one node (admin, operator)
+ *   POST /v1/nodes/:id/revoke             {reason} → revoked, recorded (admin, operator)
+ *   POST /v1/nodes/:id/readmit            {reason} → re-admitted, untrusted until it attests (admin, operator)
  */
 import Fastify, { type FastifyInstance, type FastifyServerOptions } from 'fastify';
 import { Type, type Static } from '@sinclair/typebox';
-import { ERRORS, ParseError } from '../lib/errors.js';
+import { ERRORS, ParseError, UnavailableError, VerificationError } from '../lib/errors.js';
 import { decodeEvidenceCborWithDigest, decodeEvidenceJsonValue, EVIDENCE_MAX_BYTES } from '../evidence/envelope.js';
 import { installCborParser, installErrorHandling, rateLimit } from './plugins.js';
 import type { VerifierService } from './service.js';
+import { authenticate, requireRole, TokenRegistry, type Principal } from './auth.js';
+import { NodeAdmin } from './nodes.js';
+import { Heartbeat, lastHeartbeat, type HeartbeatTimers } from './heartbeat.js';
 
 const B64 = Type.String({ pattern: '^[A-Za-z0-9_-]*$', maxLength: 16384 });
 
@@ -52,18 +62,43 @@ const SnpCompleteBody = Type.Object(
   { additionalProperties: false },
 );
 const ChallengeBody = Type.Object({ nodeId: Type.String({ pattern: '^[A-Za-z0-9._:-]{1,128}$' }) }, { additionalProperties: false });
+const NodeParams = Type.Object({ id: Type.String({ pattern: '^[A-Za-z0-9._:-]{1,128}$' }) }, { additionalProperties: false });
+const NodeListQuery = Type.Object(
+  { after: Type.Optional(Type.String({ pattern: '^[A-Za-z0-9._:-]{1,128}$' })), limit: Type.Optional(Type.String({ pattern: '^[1-9][0-9]{0,2}$' })) },
+  { additionalProperties: false },
+);
+const ReasonBody = Type.Object({ reason: Type.String({ minLength: 1, maxLength: 512 }) }, { additionalProperties: false });
 
 /** Options of {@link buildApp}. */
 export interface AppOptions {
   readonly logger?: FastifyServerOptions['logger'];
   /** Requests per client per minute on enrollment and challenge routes. */
   readonly rateLimitPerMinute?: number;
+  /** Bearer tokens of the admin API; absent: no token works (every admin call is 401). */
+  readonly tokens?: TokenRegistry;
+  /** Node state and tenancy for the admin API (re-attestation per group, group → tenant). */
+  readonly nodes?: Omit<ConstructorParameters<typeof NodeAdmin>[0], 'store' | 'clock'>;
+  /** Append a heartbeat decision at this period while the app runs; absent: no heartbeat. */
+  readonly heartbeat?: { readonly periodMs: number; readonly timers?: HeartbeatTimers };
+}
+
+/** Never log a bearer token: pino redaction of the header wherever a request is serialised. */
+function redactedLogger(logger: FastifyServerOptions['logger']): FastifyServerOptions['logger'] {
+  if (logger === undefined || logger === false) return false;
+  const base = logger === true ? {} : logger;
+  return { ...base, redact: { paths: ['req.headers.authorization', 'headers.authorization', 'request.headers.authorization'], censor: '[redacted]' } };
+}
+
+/** The principal set by `authenticate` in an admin scope (never null there). */
+function principalOf(req: { principal: Principal | null }): Principal {
+  if (req.principal === null) throw new VerificationError('AUTH_UNAUTHENTICATED');
+  return req.principal;
 }
 
 /** Builds the verifier app around a service. */
 export async function buildApp(service: VerifierService, opts: AppOptions = {}): Promise<FastifyInstance> {
   const app = Fastify({
-    logger: opts.logger ?? false,
+    logger: redactedLogger(opts.logger),
     bodyLimit: 64 * 1024,
     // Validation must reject, never repair: no stripping of unknown keys, no type coercion.
     ajv: { customOptions: { removeAdditional: false, coerceTypes: false, useDefaults: false, allErrors: false } },
@@ -71,6 +106,7 @@ export async function buildApp(service: VerifierService, opts: AppOptions = {}):
   });
   installErrorHandling(app);
   installCborParser(app);
+  app.decorateRequest('principal', null);
   const clock = service.deps.clock;
   const limit = opts.rateLimitPerMinute ?? 120;
 
@@ -109,13 +145,20 @@ export async function buildApp(service: VerifierService, opts: AppOptions = {}):
     if (type === 'application/cbor' && Buffer.isBuffer(req.body)) ({ evidence, digest: evidenceDigest } = decodeEvidenceCborWithDigest(new Uint8Array(req.body)));
     else if (type === 'application/json') evidence = decodeEvidenceJsonValue(req.body);
     else throw new ParseError('REQUEST_UNSUPPORTED_MEDIA_TYPE', 'evidence must be application/cbor or application/json');
-    const result = await service.attest(evidence, evidenceDigest !== undefined ? { evidenceDigest } : {});
+    // Artifact options from the query: `format=jwt|cwt`, `nonce=<relying party nonce>` (echoed as eat_nonce).
+    const query = (req.query ?? {}) as Record<string, unknown>;
+    const format = query['format'] ?? 'jwt';
+    if (format !== 'jwt' && format !== 'cwt') throw new ParseError('REQUEST_MALFORMED', 'query format must be jwt or cwt', { field: 'format' });
+    const nonce = query['nonce'];
+    if (nonce !== undefined && (typeof nonce !== 'string' || !/^[\x21-\x7e]{8,88}$/.test(nonce))) throw new ParseError('REQUEST_MALFORMED', 'query nonce must be 8..88 printable ASCII characters', { field: 'nonce' });
+    const result = await service.attest(evidence, { ...(evidenceDigest !== undefined ? { evidenceDigest } : {}), format, ...(nonce !== undefined ? { nonce } : {}) });
     if (result.decision === 'affirming') {
       const ima = result.appraisal.claims?.runtime;
       return reply.status(200).send({
         decision: result.decision,
         nodeId: result.nodeId,
         artifact: result.artifact,
+        artifactFormat: result.artifactFormat,
         ledger: result.ledger,
         // Where the agent's next IMA chunk starts.
         ...(ima !== undefined ? { ima: { entries: ima.entries } } : {}),
@@ -144,7 +187,48 @@ export async function buildApp(service: VerifierService, opts: AppOptions = {}):
     });
   });
 
-  app.get('/.well-known/jwks.json', async () => service.deps.signer.jwks());
+  // Admin: nodes. Every route of this scope requires a token with one of the roles.
+  const nodes = new NodeAdmin({ ...(opts.nodes ?? {}), store: service.deps.store, clock });
+  const tokens = opts.tokens ?? TokenRegistry.empty();
+  await app.register(async (scope) => {
+    authenticate(scope, tokens);
+    requireRole(scope, ['admin', 'operator']);
+    scope.get<{ Querystring: Static<typeof NodeListQuery> }>('/v1/nodes', { schema: { querystring: NodeListQuery } }, async (req) =>
+      nodes.list(principalOf(req), req.query.after ?? null, req.query.limit === undefined ? 100 : Number(req.query.limit)),
+    );
+    scope.get<{ Params: Static<typeof NodeParams> }>('/v1/nodes/:id', { schema: { params: NodeParams } }, async (req) => nodes.view(await nodes.get(principalOf(req), req.params.id)));
+    scope.post<{ Params: Static<typeof NodeParams>; Body: Static<typeof ReasonBody> }>('/v1/nodes/:id/revoke', { schema: { params: NodeParams, body: ReasonBody } }, async (req) =>
+      nodes.revoke(principalOf(req), req.params.id, req.body.reason),
+    );
+    scope.post<{ Params: Static<typeof NodeParams>; Body: Static<typeof ReasonBody> }>('/v1/nodes/:id/readmit', { schema: { params: NodeParams, body: ReasonBody } }, async (req) =>
+      nodes.readmit(principalOf(req), req.params.id, req.body.reason),
+    );
+  });
+
+  // Liveness for relying parties: the last heartbeat decision (public, like the JWKS).
+  app.get('/v1/heartbeat', async () => {
+    const hb = await lastHeartbeat(service.deps.store);
+    if (hb === null) throw new UnavailableError('HEARTBEAT_MISSING');
+    return { ...hb, verifierId: service.settings.verifierId, ...(heartbeat !== undefined ? { periodMs: heartbeat.periodMs } : {}) };
+  });
+  const heartbeat =
+    opts.heartbeat === undefined
+      ? undefined
+      : new Heartbeat({
+          store: service.deps.store,
+          clock,
+          verifierId: service.settings.verifierId,
+          periodMs: opts.heartbeat.periodMs,
+          ...(opts.heartbeat.timers !== undefined ? { timers: opts.heartbeat.timers } : {}),
+          onError: (e) => app.log.error({ err: e }, 'heartbeat not recorded'),
+        });
+  if (heartbeat !== undefined) {
+    app.addHook('onReady', async () => heartbeat.start());
+    app.addHook('onClose', async () => heartbeat.stop());
+  }
+
+  // currentJwks picks up a rotation made by `vouch verifier rotate-key` while the verifier runs.
+  app.get('/.well-known/jwks.json', async () => service.deps.signer.currentJwks());
   app.get('/healthz', async () => ({ ok: true, schema: await service.deps.store.schemaVersion() }));
   return app;
 }

@@ -12,10 +12,12 @@ import { parsePolicy, type Policy } from '../policy/index.js';
 import { ArtifactSigner } from '../artifact/index.js';
 import { SqliteStore } from '../store/index.js';
 import { buildApp } from './app.js';
+import { TokenRegistry, TOKENS_FILE } from './auth.js';
 import { VerifierService, defaultRandom } from './service.js';
 import { KdsClient, defaultFetcher, type BundleImportSummary, type Fetcher, type SnpProduct } from '../snp/collateral.js';
 import type { SnpKdsSettings } from './snp-collateral.js';
-import type { TdxSettings } from './tdx-collateral.js';
+import type { TdxCollateralSource, TdxSettings } from './tdx-collateral.js';
+import { PcsClient, defaultPcsFetcher, type PcsBundleImportSummary } from '../tdx/collateral.js';
 
 /** Everything a verifier process is configured with. */
 export interface ServerConfig {
@@ -31,6 +33,12 @@ export interface ServerConfig {
   readonly requireEkCertificate: boolean;
   readonly challengeTtlSeconds: number;
   readonly rateLimitPerMinute: number;
+  /** Admin API tokens (SHA-256 digests); default `{dataDir}/tokens.json`. A missing file: every admin call is 401. */
+  readonly tokensFile?: string;
+  /** Period of the heartbeat decision in seconds; absent or 0: none (the CLI defaults to 60). */
+  readonly heartbeatSeconds?: number;
+  /** Re-attestation interval and deadline multiple for every group (default 300 s × 3). */
+  readonly reattestation?: { readonly intervalSeconds: number; readonly deadlineMultiple: number };
   readonly logLevel: 'silent' | 'error' | 'warn' | 'info' | 'debug';
   /**
    * SEV-SNP trust beyond the defaults (AMD's pinned ARKs): extra pinned ARKs, CRLs, and AMD KDS
@@ -42,11 +50,39 @@ export interface ServerConfig {
     readonly kds?: SnpKdsConfig;
   };
   /**
-   * Intel TDX: where the collateral comes from (a directory or dcap-qvl bundle, or a PcsClient)
-   * and, for test-only hierarchies, the pinned roots (default the Intel SGX Root CA). Absent: TDX
-   * evidence is refused.
+   * Intel TDX: where the collateral comes from (a directory or dcap-qvl bundle, a PcsClient, or
+   * Intel PCS configured by {@link TdxPcsConfig}) and, for test-only hierarchies, the pinned roots
+   * (default the Intel SGX Root CA). Absent: TDX evidence is refused.
    */
-  readonly tdx?: TdxSettings;
+  readonly tdx?: TdxServerConfig;
+}
+
+/**
+ * The verifier's TDX configuration: exactly one of `collateral` (a path or a ready PcsClient) and
+ * `pcs` (a PcsClient this process builds, with its cache and bundle).
+ */
+export type TdxServerConfig =
+  | TdxSettings
+  | { readonly pcs: TdxPcsConfig; readonly collateral?: undefined; readonly pinnedRootFingerprints?: readonly string[] };
+
+/**
+ * Intel PCS for TDX collateral: TCB Info by FMSPC, QE Identity, PCK CRL by CA type and the Intel
+ * SGX Root CA CRL, kept in an on-disk cache (an entry is fetched again after its nextUpdate).
+ * The same shape as {@link SnpKdsConfig}.
+ */
+export interface TdxPcsConfig {
+  /** Cache directory; default `{dataDir}/tdx-collateral`. */
+  readonly cacheDir?: string;
+  /** PCS base URL; default https://api.trustedservices.intel.com. */
+  readonly baseUrl?: string;
+  /** No network: collateral only from the cache and the imported bundle. */
+  readonly offline?: boolean;
+  /** An offline bundle (vouch JSON bundle, a collateral directory or a dcap-qvl collateral.json) imported into the cache at start. */
+  readonly bundle?: string;
+  /** The network; default the global fetch with a timeout. Not used when offline. */
+  readonly fetcher?: Fetcher;
+  /** Timeout of one request of the default fetcher, in milliseconds (default 10 000). */
+  readonly timeoutMs?: number;
 }
 
 /**
@@ -81,6 +117,24 @@ async function openKds(dataDir: string, cfg: SnpKdsConfig): Promise<{ settings: 
   });
   const imported = cfg.bundle === undefined ? undefined : await client.importBundle(cfg.bundle);
   return { settings: { client, ...(cfg.products !== undefined ? { products: cfg.products } : {}) }, ...(imported !== undefined ? { imported } : {}) };
+}
+
+/** The TDX settings of a verifier process: a PCS client is built (and its bundle imported) for the `pcs` form. */
+async function openTdx(dataDir: string, cfg: TdxServerConfig): Promise<{ settings: TdxSettings; imported?: PcsBundleImportSummary }> {
+  const pins = cfg.pinnedRootFingerprints !== undefined ? { pinnedRootFingerprints: cfg.pinnedRootFingerprints } : {};
+  if (!('pcs' in cfg)) return { settings: cfg };
+  if (cfg.collateral !== undefined) throw new MisuseError('MISUSE_ARGUMENT', 'TDX collateral comes from a path or client, or from Intel PCS, not both', { field: 'tdx.pcs' });
+  const p = cfg.pcs;
+  if (p.offline === true && p.fetcher !== undefined) throw new MisuseError('MISUSE_ARGUMENT', 'an offline PCS configuration takes no fetcher', { field: 'tdx.pcs.fetcher' });
+  const client = new PcsClient({
+    ...(p.offline === true ? {} : { fetcher: p.fetcher ?? defaultPcsFetcher(p.timeoutMs !== undefined ? { timeoutMs: p.timeoutMs } : {}) }),
+    cacheDir: p.cacheDir ?? join(dataDir, 'tdx-collateral'),
+    clock: () => new Date(),
+    ...(p.baseUrl !== undefined ? { baseUrl: p.baseUrl } : {}),
+  });
+  const imported = p.bundle === undefined ? undefined : await client.importBundle(p.bundle);
+  const collateral: TdxCollateralSource = { client };
+  return { settings: { collateral, ...pins }, ...(imported !== undefined ? { imported } : {}) };
 }
 
 /** A running verifier. */
@@ -119,6 +173,7 @@ export async function startServer(cfg: ServerConfig): Promise<RunningVerifier> {
   }
   // Before the store opens: a bad bundle stops the start with nothing to clean up.
   const kds = cfg.snp?.kds === undefined ? undefined : await openKds(cfg.dataDir, cfg.snp.kds);
+  const tdx = cfg.tdx === undefined ? undefined : await openTdx(cfg.dataDir, cfg.tdx);
   const store = await SqliteStore.open({ dataDir: cfg.dataDir });
   try {
     const signer = await ArtifactSigner.open(cfg.dataDir);
@@ -140,7 +195,7 @@ export async function startServer(cfg: ServerConfig): Promise<RunningVerifier> {
               },
             }
           : {}),
-        ...(cfg.tdx !== undefined ? { tdx: cfg.tdx } : {}),
+        ...(tdx !== undefined ? { tdx: tdx.settings } : {}),
       },
       { store, signer, clock: () => Date.now(), random: defaultRandom },
     );
@@ -148,8 +203,12 @@ export async function startServer(cfg: ServerConfig): Promise<RunningVerifier> {
     const app = await buildApp(service, {
       logger: cfg.logLevel === 'silent' ? false : { level: cfg.logLevel },
       rateLimitPerMinute: cfg.rateLimitPerMinute,
+      tokens: TokenRegistry.load(cfg.tokensFile ?? join(cfg.dataDir, TOKENS_FILE)),
+      ...(cfg.reattestation !== undefined ? { nodes: { defaultReattestation: { intervalMs: cfg.reattestation.intervalSeconds * 1000, deadlineMultiple: cfg.reattestation.deadlineMultiple } } } : {}),
+      ...(cfg.heartbeatSeconds !== undefined && cfg.heartbeatSeconds > 0 ? { heartbeat: { periodMs: cfg.heartbeatSeconds * 1000 } } : {}),
     });
     if (kds?.imported !== undefined) app.log.info({ snpCollateralBundle: kds.imported }, 'SEV-SNP collateral bundle imported into the KDS cache');
+    if (tdx?.imported !== undefined) app.log.info({ tdxCollateralBundle: tdx.imported }, 'TDX collateral bundle imported into the PCS cache');
     const address = await app.listen({ host: cfg.host, port: cfg.port });
     let closed = false;
     return {

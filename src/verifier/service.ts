@@ -8,7 +8,7 @@
  */
 import { createHash, randomBytes, timingSafeEqual } from 'node:crypto';
 import { fromBase64Url, toBase64Url, toHex } from '../lib/bytes.js';
-import { isVouchError, MisuseError, ParseError, UnavailableError, VerificationError, type VouchError } from '../lib/errors.js';
+import { isVouchError, MisuseError, ParseError, PolicyError, UnavailableError, VerificationError, type VouchError } from '../lib/errors.js';
 import { failure, failureFromError, type Failure } from '../lib/failure.js';
 import { TPM_ALG, hashById } from '../tpm/abi/constants.js';
 import { decodeTpmtPublic, type TpmtPublic } from '../tpm/abi/public.js';
@@ -19,7 +19,9 @@ import { tpmName } from '../tpm/name.js';
 import { makeCredential } from '../tpm/credential.js';
 import { ekMatchesPublic, parseEkCertificate, verifyEkChain, type EkCertificate, type EkTrustStore } from '../tpm/ek/index.js';
 import { canonicalPolicyJson, parsePolicy, policyDigest, type Policy } from '../policy/index.js';
-import { AR4SI, issueArtifact, toPublicJwk, type ArtifactSigner, type CnfJwk } from '../artifact/index.js';
+import { AR4SI, issueArtifact, issueArtifactCwt, toPublicJwk, type ArtifactSigner, type CnfJwk, type IssueArtifactInput } from '../artifact/index.js';
+import type { SnpSummary } from '../appraisal/snp.js';
+import type { TdxSummary } from '../appraisal/tdx.js';
 import { SnpVerifyCache } from '../snp/verify.js';
 import { resolveSnpCollateral, type SnpKdsSettings } from './snp-collateral.js';
 import { TdxCollateralFiles, resolveTdxCollateral, type TdxSettings } from './tdx-collateral.js';
@@ -118,8 +120,10 @@ export interface AttestationResult {
   readonly ledger: { readonly seq: number; readonly hash: string };
   readonly failures: readonly Failure[];
   readonly appraisal: Appraisal;
-  /** The authorization artifact (EAR JWT); only on an affirming decision. */
+  /** The authorization artifact (EAR JWT, or base64url CWT); only on an affirming decision. */
   readonly artifact?: string;
+  /** The encoding of `artifact`. */
+  readonly artifactFormat?: 'jwt' | 'cwt';
 }
 
 /** An error that carries every failure that caused it (a refused enrollment). */
@@ -417,6 +421,7 @@ export class VerifierService {
     const now = this.deps.clock();
     const node = await this.deps.store.getNode(nodeId);
     if (node === null) throw new VerificationError('APPRAISAL_NODE_UNKNOWN', undefined, { field: 'nodeId', actual: nodeId });
+    if (node.revokedAt !== null) throw new PolicyError('APPRAISAL_NODE_REVOKED', undefined, { field: 'nodeId', actual: nodeId });
     const policy = this.settings.groups.get(node.group);
     if (policy === undefined) throw new VerificationError('POLICY_NOT_ASSIGNED', undefined, { field: 'group', actual: node.group });
     const selection = challengeSelection(policy);
@@ -473,7 +478,7 @@ export class VerifierService {
    * Appraises evidence and records the decision. `options.evidenceDigest` is the SHA-256 of the
    * received canonical CBOR body when there is one (decodeEvidenceCborWithDigest).
    */
-  async attest(evidence: Evidence, options: { readonly evidenceDigest?: Uint8Array } = {}): Promise<AttestationResult> {
+  async attest(evidence: Evidence, options: AttestOptions = {}): Promise<AttestationResult> {
     const now = this.deps.clock();
     const store = this.deps.store;
     // Read the challenge and the node; the challenge is consumed, and the counters moved, in the
@@ -531,12 +536,19 @@ export class VerifierService {
       throw new UnavailableError('APPRAISAL_INTERNAL_ERROR', undefined, { cause });
     }
 
+    // A node an operator revoked gets no affirming decision, whatever its evidence shows (a
+    // challenge issued before the revocation included); the refusal is recorded like any other.
+    if (node !== null && node.revokedAt !== null) {
+      appraisal = { ...appraisal, status: 'contraindicated', failures: [failure('APPRAISAL_NODE_REVOKED', { field: 'nodeId', actual: node.nodeId }), ...appraisal.failures] };
+    }
     const claims = appraisal.claims;
     // An SNP-only node has no TPM counters: its attestations commit with counters null.
     const wantsCounters = !snpOnly && appraisal.status === 'affirming' && node !== null && claims !== undefined;
     // What to add if a step loses a race with a concurrent submission of this node (see
     // src/store/commit.ts): a challenge fresh when read but consumed first is a replay.
     const onRace: AttestationRaceFailures<Failure> = {
+      // A revocation that lands between this read and the commit still refuses.
+      ...(node !== null && node.revokedAt === null ? { revoked: failure('APPRAISAL_NODE_REVOKED', { field: 'nodeId', actual: node.nodeId, message: 'an operator revoked the node while its evidence was appraised' }) } : {}),
       ...(fresh.ok
         ? { challenge: Object.fromEntries(CHALLENGE_REFUSALS.map((r) => [r, failure(CHALLENGE_REFUSAL_CODES[r], { field: 'evidence.challenge', actual: evidence.challengeId })])) as Record<ChallengeRefusal, Failure> }
         : {}),
@@ -576,7 +588,9 @@ export class VerifierService {
     if (final.status !== 'affirming' || policy === null) {
       return { decision: 'contraindicated', nodeId: evidence.nodeId, ledger, failures: final.failures, appraisal: final };
     }
-    const artifact = await issueArtifact(this.deps.signer, {
+    const cpu = final.claims?.snp ?? final.snpOnly?.snp;
+    const cpuCollateral = cpu !== undefined ? snpCollateralDigests(cpu) : final.claims?.tdx !== undefined ? tdxCollateralDigests(final.claims.tdx) : {};
+    const artifactInput: IssueArtifactInput = {
       now: Math.floor(now / 1000),
       lifetimeSeconds: policy.artifact.lifetimeSeconds,
       verifierId: this.settings.verifierId,
@@ -584,12 +598,12 @@ export class VerifierService {
       ...(policy.artifact.audience !== undefined ? { audience: policy.artifact.audience } : {}),
       // An SNP-only node has only `cpu0` (no TPM was appraised, so no `tpm0`).
       submods: snpOnly
-        ? { cpu0: { status: 'affirming' as const, trustVector: final.trustVector } }
+        ? { cpu0: { status: 'affirming' as const, trustVector: final.trustVector, collateral: cpuCollateral } }
         : {
             tpm0: { status: 'affirming', trustVector: final.trustVector },
             // A verified SEV-SNP report or TDX quote: a genuine AMD or Intel platform, approved configuration, encrypted memory.
             ...(final.claims?.snp !== undefined || final.claims?.tdx !== undefined
-              ? { cpu0: { status: 'affirming' as const, trustVector: { 'instance-identity': AR4SI.instanceIdentity.trustworthy, configuration: AR4SI.configuration.approved, hardware: AR4SI.hardware.genuine, 'runtime-opaque': AR4SI.runtimeOpaque.encryptedMemory } } }
+              ? { cpu0: { status: 'affirming' as const, trustVector: { 'instance-identity': AR4SI.instanceIdentity.trustworthy, configuration: AR4SI.configuration.approved, hardware: AR4SI.hardware.genuine, 'runtime-opaque': AR4SI.runtimeOpaque.encryptedMemory }, collateral: cpuCollateral } }
               : {}),
           },
       policyId: policy.id,
@@ -597,14 +611,41 @@ export class VerifierService {
       evidenceDigest: final.evidenceDigest,
       boundKeyJwk: this.#boundKey(evidence.boundKey),
       ledger,
-    });
-    return { decision: 'affirming', nodeId: evidence.nodeId, ledger, failures: [], appraisal: final, artifact };
+      ...(options.nonce !== undefined ? { nonce: options.nonce } : {}),
+    };
+    // The artifact in the encoding the request asked for: a JWT, or a CWT (base64url COSE_Sign1).
+    const artifact = options.format === 'cwt' ? toBase64Url(await issueArtifactCwt(this.deps.signer, artifactInput)) : await issueArtifact(this.deps.signer, artifactInput);
+    return { decision: 'affirming', nodeId: evidence.nodeId, ledger, failures: [], appraisal: final, artifact, artifactFormat: options.format ?? 'jwt' };
   }
 
   async #record(kind: 'enroll' | 'appraise' | 'refusal', nodeId: string | null, outcome: string, time: number, body: Record<string, unknown>): Promise<{ seq: number; hash: string }> {
     const r = await this.deps.store.appendDecision({ kind, nodeId, outcome, time, body: JSON.parse(JSON.stringify(body)) as Record<string, unknown> });
     return { seq: r.seq, hash: toHex(r.hash) };
   }
+}
+
+/** Options of {@link VerifierService.attest}. */
+export interface AttestOptions {
+  /** SHA-256 of the received canonical CBOR body, when there is one. */
+  readonly evidenceDigest?: Uint8Array;
+  /** A relying party's nonce (8..88 printable ASCII) to echo as `eat_nonce` in the artifact. */
+  readonly nonce?: string;
+  /** Artifact encoding (default jwt). */
+  readonly format?: 'jwt' | 'cwt';
+}
+
+/** `vouch.collateral` of an SEV-SNP appraisal: the VCEK/VLEK, ASK/ASVK, ARK and CRL digests. */
+function snpCollateralDigests(s: SnpSummary): Record<string, string> {
+  const c = s.collateral;
+  return { [`snp.${s.signer}`]: c.leaf.sha256, 'snp.ask': c.ask.sha256, 'snp.ark': c.ark.sha256, ...(c.crl !== undefined ? { 'snp.crl': c.crl.sha256 } : {}) };
+}
+
+/** `vouch.collateral` of a TDX appraisal: the PCK certificate and every collateral item. */
+function tdxCollateralDigests(t: TdxSummary): Record<string, string> {
+  const out: Record<string, string> = {};
+  if (t.pckSha256 !== undefined) out['tdx.pck'] = t.pckSha256;
+  for (const [k, v] of Object.entries(t.collateral)) if (k !== 'source' && typeof v === 'string') out[`tdx.${k}`] = v;
+  return out;
 }
 
 const CHALLENGE_REFUSALS = Object.keys(CHALLENGE_REFUSAL_CODES) as ChallengeRefusal[];

@@ -102,6 +102,8 @@ describe('SEV-SNP next to the TPM, through configfs-tsm', () => {
     const claims = await verifyArtifact(out.artifact!, { jwks, audience: 'key-broker', now: Math.floor(Date.now() / 1000) });
     expect(Object.keys(claims.submods).sort()).toEqual(['cpu0', 'tpm0']);
     expect(claims.submods['cpu0']?.['ear.status']).toBe('affirming');
+    // Every certificate and CRL the SNP appraisal used, by digest.
+    expect(Object.keys(claims.submods['cpu0']?.['vouch.collateral'] ?? {}).sort()).toEqual(['snp.ark', 'snp.ask', 'snp.crl', 'snp.vcek']);
   });
 
   it('a guest launched with debug allowed is refused with the report field', async () => {

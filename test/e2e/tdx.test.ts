@@ -129,7 +129,7 @@ describe('TDX next to the TPM, through configfs-tsm', () => {
     expect(tdx?.tcbStatus).toBe('UpToDate');
     expect(tdx?.advisoryIds).toEqual([]);
     expect(tdx?.fmspc).toBe('00c0ffee0000');
-    expect(tdx?.ccel).toEqual({ rtmrsMatched: [0, 1, 2, 3], events: 3 });
+    expect(tdx?.ccel).toEqual({ rtmrsMatched: [0, 1, 2, 3], events: 3, boot: { secureBoot: 'unknown', efiApplications: [], errorSeparator: false } });
     expect(tdx?.collateral.source).toBe('file');
     expect(tdx?.collateral.tcbInfo).toMatch(/^[0-9a-f]{64}$/);
     expect(tdx?.collateral.pckCrl).toMatch(/^[0-9a-f]{64}$/);

@@ -142,7 +142,7 @@ describe('nodes', () => {
     const r = await s.enrollNode(node(2));
     expect(r.ok).toBe(true);
     const got = await s.getNode('node-2');
-    expect(got).toEqual({ ...node(2), kind: 'tpm', nodeKey: null, counters: null, lastQuoteAt: null, updatedAt: 1000 });
+    expect(got).toEqual({ ...node(2), kind: 'tpm', nodeKey: null, counters: null, lastQuoteAt: null, updatedAt: 1000, revokedAt: null, revokedReason: null });
     expect(got?.ekPublic).toBeInstanceOf(Uint8Array);
     expect(Buffer.isBuffer(got?.ekPublic)).toBe(false);
     expect(await s.getNodeByAkName(new Uint8Array([0x00, 0x0b, 2]))).toEqual(got);
@@ -265,11 +265,11 @@ describe('SNP-only nodes (schema version 3)', () => {
     db.close();
 
     const s = await open();
-    expect(await s.schemaVersion()).toBe(3);
+    expect(await s.schemaVersion()).toBe(MIGRATIONS.length);
     expect(await s.getNode('tpm-old')).toMatchObject({ nodeId: 'tpm-old', kind: 'tpm', nodeKey: null, akName: new Uint8Array([0, 0x0b, 9]) });
     expect((await s.getPendingEnrollment('pe'))?.nodeId).toBe('tpm-x');
     const rows = raw().prepare('SELECT version, name, checksum FROM schema_migrations ORDER BY version').all() as Array<{ version: number; name: string; checksum: string }>;
-    expect(rows.map((r) => r.version)).toEqual([1, 2, 3]);
+    expect(rows.map((r) => r.version)).toEqual(MIGRATIONS.map((m) => m.version));
     expect(rows[2]).toEqual({ version: 3, name: 'SNP-only nodes', checksum: createHash('sha256').update(MIGRATIONS[2]!.sqlite, 'utf8').digest('hex') });
     // The new kind works in the migrated database, next to the old node.
     expect((await s.enrollNode(snpNode(1))).ok).toBe(true);
@@ -510,6 +510,7 @@ describe('decisions', () => {
     challenge: { unknown: { code: 'race-unknown' }, 'wrong-node': { code: 'race-wrong-node' }, consumed: { code: 'race-consumed' }, expired: { code: 'race-expired' } },
     counters: { code: 'race-counters' },
     ima: { code: 'race-ima' },
+    revoked: { code: 'race-revoked' },
   };
   const decision = { kind: 'appraise' as const, nodeId: 'node-1', outcome: 'affirming', time: 2000, body: { failures: [] } };
   const outcomeOf = (r: { outcome: { challenge: string; counters: string; ima: string } }) => `${r.outcome.challenge}/${r.outcome.counters}/${r.outcome.ima}`;
@@ -533,6 +534,19 @@ describe('decisions', () => {
     expect(await recorded(s, 2)).toEqual({ outcome: 'contraindicated', failures: ['race-consumed'] });
     expect((await s.getNode('node-1'))?.counters).toEqual(next);
     expect((await s.getChallenge('ch-1'))?.consumedAt).toBe(2000);
+  });
+
+  it('commitAttestation: a revocation that lands after the appraisal read refuses, and moves neither counters nor IMA state', async () => {
+    const s = await open();
+    await s.enrollNode(node(1));
+    await challenge(s, 'rv-1', 'node-1');
+    await s.revokeNode('node-1', 'compromised', 1500);
+    const st = { resetCount: 3, entries: 10, pcr10: new Map([[0x000b, new Uint8Array(32).fill(1)]]), violations: 0 };
+    const r = await s.commitAttestation({ challengeId: 'rv-1', nodeId: 'node-1', now: 2000, counters: { expected: null, next: { resetCount: 1, restartCount: 0, clock: 5n } }, ima: { expected: null, next: st }, decision, onRace });
+    expect(r.outcome).toEqual({ challenge: 'ok', counters: 'skipped', ima: 'skipped', revoked: true });
+    expect(await recorded(s, r.seq)).toEqual({ outcome: 'contraindicated', failures: ['race-revoked'] });
+    expect((await s.getNode('node-1'))?.counters).toBeNull();
+    expect(await s.getImaState('node-1')).toBeNull();
   });
 
   it('commitAttestation: the IMA state is written by compare-and-set, only when the challenge was consumed', async () => {

@@ -296,3 +296,37 @@ describe('the ledger after attestation', () => {
     expect(rows.filter((r) => r.kind === 'enroll' && r.outcome === 'enrolled')).toHaveLength(4);
   });
 });
+
+describe('attestation: artifact options (?format=cwt, ?nonce=)', () => {
+  it('issues a CWT with the same claims as the JWT, echoing the relying party nonce', async () => {
+    const { encodeEvidenceCbor } = await import('../../src/evidence/envelope.js');
+    const { verifyArtifact: rpVerify } = await import('../../src/rp/index.js');
+    const { tpm, id } = nodes.c;
+    const now = (): number => Math.floor(v.clock.now() / 1000);
+    const post = async (query: string): Promise<LightMyRequestResponse> => {
+      const challenge = await getChallenge(v.app, id);
+      const evidence = buildEvidence({ challenge, nodeId: id, ak: tpm.ak, boundKey: boundKey(), counters: { resetCount: 1000, restartCount: 0, clock: (tpmClock += 1000n) } });
+      return v.app.inject({ method: 'POST', url: `/v1/attestations${query}`, payload: Buffer.from(encodeEvidenceCbor(evidence)), headers: { 'content-type': 'application/cbor' } });
+    };
+    const cwtRes = await post('?format=cwt&nonce=rp-nonce-0001');
+    expect(cwtRes.statusCode, cwtRes.body).toBe(200);
+    const cwtBody = cwtRes.json<Affirmed & { artifactFormat: string }>();
+    expect(cwtBody.artifactFormat).toBe('cwt');
+    const cwt = await rpVerify(cwtBody.artifact, { jwks, now: now(), audience: 'key-broker' });
+    expect(cwt.format).toBe('cwt');
+    expect(cwt.claims.eat_nonce).toBe('rp-nonce-0001');
+    expect(cwt.claims['vouch.ledger']).toEqual(cwtBody.ledger);
+    const jwtRes = await post('?nonce=rp-nonce-0001');
+    const jwtBody = jwtRes.json<Affirmed & { artifactFormat: string }>();
+    expect(jwtBody.artifactFormat).toBe('jwt');
+    const jwt = await rpVerify(jwtBody.artifact, { jwks, now: now(), audience: 'key-broker' });
+    // Same claims apart from what differs between two attestations.
+    const strip = (c: Record<string, unknown>): Record<string, unknown> => {
+      const { cnf: _c, iat: _i, exp: _e, 'vouch.ledger': _l, 'vouch.evidence-digest': _d, ...rest } = c;
+      return rest;
+    };
+    expect(strip(cwt.claims)).toEqual(strip(jwt.claims));
+    expect((await post('?format=xml')).json<{ error: { code: string } }>().error.code).toBe('REQUEST_MALFORMED');
+    expect((await post('?nonce=short')).json<{ error: { code: string } }>().error.code).toBe('REQUEST_MALFORMED');
+  });
+});

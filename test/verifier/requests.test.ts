@@ -177,7 +177,7 @@ describe('route bodies', () => {
   });
 
   it('an unknown route → 404 NOT_FOUND', async () => {
-    expectCode(await v.app.inject({ method: 'GET', url: '/v1/nodes' }), 'NOT_FOUND');
+    expectCode(await v.app.inject({ method: 'GET', url: '/v1/no-such-route' }), 'NOT_FOUND');
   });
 });
 
