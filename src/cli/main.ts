@@ -167,6 +167,8 @@ export async function run(argv: readonly string[], io: CliIo): Promise<number> {
     .option('--allow-no-ek-cert', 'enroll TPMs without an EK certificate (weaker: trust on first use)')
     .option('--challenge-ttl <seconds>', 'challenge lifetime', '60')
     .option('--rate-limit <n>', 'enrollment and challenge requests per client per minute', '120')
+    .option('--admission <file>', 'job admission rules, JSON: { lifetimeSeconds?, resources: { NAME: { groups, actions, maxAgeSeconds, … } } }')
+    .option('--secrets-key-file <file>', 'master key of the secret store (32 bytes, mode 0600); or VOUCH_SECRETS_KEY (base64)')
     .option('--log-level <level>', 'silent | error | warn | info | debug', 'info')))
     .action(async (opts: VerifierStartOptions) => {
       status = await verifierStartCommand(opts, io);

@@ -1,5 +1,6 @@
 /** `vouch verifier start`: runs the verifier service in the foreground. */
 import type { Command } from 'commander';
+import { readFileSync } from 'node:fs';
 import { MisuseError } from '../lib/errors.js';
 import { runServerProcess, type ServerConfig, type SnpKdsConfig, type TdxPcsConfig } from '../verifier/server.js';
 import { EXIT, type CliIo } from './main.js';
@@ -14,6 +15,10 @@ export interface VerifierStartOptions {
   challengeTtl: string;
   rateLimit: string;
   logLevel: string;
+  /** --admission: a JSON file with the job admission rules ({ lifetimeSeconds?, resources }). */
+  admission?: string;
+  /** --secrets-key-file: the secrets master key (32 bytes, mode 0600). */
+  secretsKeyFile?: string;
   /** --snp-kds-cache: the KDS collateral cache directory. */
   snpKdsCache?: string;
   /** --snp-kds-url: KDS base URL (a mirror or proxy). */
@@ -163,6 +168,8 @@ export function verifierConfig(o: VerifierStartOptions): ServerConfig {
     logLevel: o.logLevel as ServerConfig['logLevel'],
     // The heartbeat decision every 60 s (GET /v1/heartbeat); tokens from {dataDir}/tokens.json.
     heartbeatSeconds: 60,
+    ...(o.secretsKeyFile !== undefined ? { secretsKeyFile: o.secretsKeyFile } : {}),
+    ...(o.admission !== undefined ? { admission: readAdmissionFile(o.admission) } : {}),
     ...(kds !== undefined ? { snp: { kds } } : {}),
     ...(tdx !== undefined ? { tdx } : {}),
   };
@@ -171,4 +178,19 @@ export function verifierConfig(o: VerifierStartOptions): ServerConfig {
 export async function verifierStartCommand(o: VerifierStartOptions, io: CliIo): Promise<number> {
   await runServerProcess(verifierConfig(o), io.out);
   return EXIT.ok;
+}
+
+/** The --admission file's JSON (its rules are checked by the server's parseAdmissionConfig). */
+function readAdmissionFile(path: string): unknown {
+  let text: string;
+  try {
+    text = readFileSync(path, 'utf8');
+  } catch (e) {
+    throw new MisuseError('MISUSE_ARGUMENT', `--admission ${path} cannot be read (${(e as NodeJS.ErrnoException).code ?? 'error'})`);
+  }
+  try {
+    return JSON.parse(text) as unknown;
+  } catch {
+    throw new MisuseError('MISUSE_ARGUMENT', `--admission ${path} is not JSON`);
+  }
 }

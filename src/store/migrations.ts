@@ -175,10 +175,30 @@ ALTER TABLE nodes ADD COLUMN revoked_reason TEXT CHECK (revoked_reason IS NULL O
 CREATE INDEX decisions_kind ON decisions (kind, seq);
 `;
 
+/**
+ * Version 5: secrets of the key broker (src/secrets).
+ *
+ * - `secrets`: one row per secret id; the value only as AES-256-GCM ciphertext under the
+ *   verifier's master key (never stored, never in this database), with its 12-byte nonce; the
+ *   release policy as canonical JSON. The tag is the last 16 bytes of `ciphertext`.
+ */
+const V5_SQLITE = `
+CREATE TABLE secrets (
+  secret_id      TEXT PRIMARY KEY CHECK (length(secret_id) BETWEEN 1 AND 64),
+  tenant         TEXT,
+  ciphertext     BLOB NOT NULL CHECK (length(ciphertext) >= 16),
+  nonce          BLOB NOT NULL CHECK (length(nonce) = 12),
+  release_policy TEXT NOT NULL,
+  created_at     INTEGER NOT NULL,
+  updated_at     INTEGER NOT NULL
+);
+`;
+
 /** Every migration, in version order (dense, from 1). */
 export const MIGRATIONS: readonly Migration[] = [
   { version: 1, name: 'initial schema', sqlite: V1_SQLITE },
   { version: 2, name: 'IMA state per node', sqlite: V2_SQLITE },
   { version: 3, name: 'SNP-only nodes', sqlite: V3_SQLITE },
   { version: 4, name: 'node revocation and heartbeat', sqlite: V4_SQLITE },
+  { version: 5, name: 'key broker secrets', sqlite: V5_SQLITE },
 ];

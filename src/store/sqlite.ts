@@ -31,6 +31,7 @@ import { recordedDecision } from './commit.js';
 import { MIGRATIONS, SCHEMA_MIGRATIONS_SQLITE, migrationChecksum } from './migrations.js';
 import { SNP_AK_NAME_PREFIX } from './types.js';
 import type {
+  SecretRecord,
   AppendedDecision,
   AttestationCommit,
   AttestationInputs,
@@ -151,6 +152,21 @@ function colBlob(r: Row, t: string, c: string): Uint8Array {
 
 function colBlobOrNull(r: Row, t: string, c: string): Uint8Array | null {
   return r[c] === null ? null : colBlob(r, t, c);
+}
+
+const SECRET_ID_RE = /^[a-z0-9][a-z0-9._-]{0,63}$/;
+
+function secretFromRow(r: Row): SecretRecord {
+  const t = 'secrets';
+  return {
+    secretId: colText(r, t, 'secret_id'),
+    tenant: colTextOrNull(r, t, 'tenant'),
+    ciphertext: colBlob(r, t, 'ciphertext'),
+    nonce: colBlob(r, t, 'nonce'),
+    releasePolicy: colText(r, t, 'release_policy'),
+    createdAt: colInt(r, t, 'created_at'),
+    updatedAt: colInt(r, t, 'updated_at'),
+  };
 }
 
 function nodeFromRow(r: Row): NodeRecord {
@@ -1019,6 +1035,39 @@ export class SqliteStore implements Store {
       const row = this.#stmt('SELECT seq, hash FROM decisions ORDER BY seq DESC LIMIT 1').get() as Row | undefined;
       return row === undefined ? null : { seq: colInt(row, 'decisions', 'seq'), hash: colBlob(row, 'decisions', 'hash') };
     });
+  }
+
+  async putSecret(r: SecretRecord): Promise<void> {
+    if (typeof r.secretId !== 'string' || !SECRET_ID_RE.test(r.secretId)) throw misuse('putSecret: secretId must be 1..64 of [a-z0-9._-]');
+    if (r.tenant !== null) checkId(r.tenant, 'tenant');
+    if (r.nonce.length !== 12 || r.ciphertext.length < 16) throw misuse('putSecret: nonce must be 12 bytes and ciphertext at least 16');
+    checkTime(r.createdAt, 'createdAt');
+    checkTime(r.updatedAt, 'updatedAt');
+    return this.#run('putSecret', () => {
+      // Keep the first creation time when a secret is replaced.
+      this.#stmt(
+        `INSERT INTO secrets (secret_id, tenant, ciphertext, nonce, release_policy, created_at, updated_at) VALUES (?, ?, ?, ?, ?, ?, ?)
+         ON CONFLICT (secret_id) DO UPDATE SET tenant = excluded.tenant, ciphertext = excluded.ciphertext, nonce = excluded.nonce,
+           release_policy = excluded.release_policy, updated_at = excluded.updated_at`,
+      ).run(r.secretId, r.tenant, Buffer.from(r.ciphertext), Buffer.from(r.nonce), r.releasePolicy, r.createdAt, r.updatedAt);
+    });
+  }
+
+  async getSecret(secretId: string): Promise<SecretRecord | null> {
+    if (typeof secretId !== 'string' || !SECRET_ID_RE.test(secretId)) throw misuse('getSecret: secretId must be 1..64 of [a-z0-9._-]');
+    return this.#run('getSecret', () => {
+      const row = this.#stmt('SELECT * FROM secrets WHERE secret_id = ?').get(secretId) as Row | undefined;
+      return row === undefined ? null : secretFromRow(row);
+    });
+  }
+
+  async listSecrets(): Promise<SecretRecord[]> {
+    return this.#run('listSecrets', () => (this.#stmt('SELECT * FROM secrets ORDER BY secret_id LIMIT 10000').all() as Row[]).map(secretFromRow));
+  }
+
+  async deleteSecret(secretId: string): Promise<boolean> {
+    if (typeof secretId !== 'string' || !SECRET_ID_RE.test(secretId)) throw misuse('deleteSecret: secretId must be 1..64 of [a-z0-9._-]');
+    return this.#run('deleteSecret', () => this.#stmt('DELETE FROM secrets WHERE secret_id = ?').run(secretId).changes > 0);
   }
 
   async lastDecision(kind: DecisionKind, nodeId?: string): Promise<DecisionRecord | null> {

@@ -196,6 +196,22 @@ export interface PolicyRecord {
   readonly createdAt: number;
 }
 
+/**
+ * A secret of the key broker as stored (migration v5): AES-256-GCM ciphertext (tag appended)
+ * under the verifier's master key, never the value itself.
+ */
+export interface SecretRecord {
+  readonly secretId: string;
+  /** The tenant the secret belongs to, or null for none. */
+  readonly tenant: string | null;
+  readonly ciphertext: Uint8Array;
+  readonly nonce: Uint8Array;
+  /** The release policy as canonical JSON (src/secrets/policy.ts). */
+  readonly releasePolicy: string;
+  readonly createdAt: number;
+  readonly updatedAt: number;
+}
+
 /** A decision to append to the ledger; see src/ledger/entry.ts for the entry it becomes. */
 export interface DecisionInput {
   readonly kind: DecisionKind;
@@ -384,6 +400,15 @@ export interface Store {
   ledgerHead(): Promise<AppendedDecision | null>;
   /** The last decision of `kind` (about `nodeId` when given, else about any node or none), or null. */
   lastDecision(kind: DecisionKind, nodeId?: string): Promise<DecisionRecord | null>;
+
+  // --- key broker secrets (src/secrets) -------------------------------------------------------
+  /** Inserts or replaces a secret row (ciphertext only; the store never sees a plaintext). */
+  putSecret(s: SecretRecord): Promise<void>;
+  getSecret(secretId: string): Promise<SecretRecord | null>;
+  /** Every secret row ordered by id (at most 10 000). */
+  listSecrets(): Promise<SecretRecord[]>;
+  /** Removes a secret; true when one was removed. */
+  deleteSecret(secretId: string): Promise<boolean>;
 
   /** The highest applied schema migration; also a cheap health check that reaches the database. */
   schemaVersion(): Promise<number>;

@@ -19,6 +19,8 @@
  *   GET  /v1/nodes/:id                    one node (admin, operator)
  *   POST /v1/nodes/:id/revoke             {reason} → revoked, recorded (admin, operator)
  *   POST /v1/nodes/:id/readmit            {reason} → re-admitted, untrusted until it attests (admin, operator)
+ *   GET  /v1/events                       node state changes as server-sent events (admin, operator)
+ *   POST /v1/authorize                    {node, action, resource} → admission artifact or refusal (relying-party)
  */
 import Fastify, { type FastifyInstance, type FastifyServerOptions } from 'fastify';
 import { Type, type Static } from '@sinclair/typebox';
@@ -26,9 +28,14 @@ import { ERRORS, ParseError, UnavailableError, VerificationError } from '../lib/
 import { decodeEvidenceCborWithDigest, decodeEvidenceJsonValue, EVIDENCE_MAX_BYTES } from '../evidence/envelope.js';
 import { installCborParser, installErrorHandling, rateLimit } from './plugins.js';
 import type { VerifierService } from './service.js';
-import { authenticate, requireRole, TokenRegistry, type Principal } from './auth.js';
+import { authenticate, principalReachesGroup, requireRole, TokenRegistry, type Principal } from './auth.js';
 import { NodeAdmin } from './nodes.js';
+import { admissionRoutes, type AdmissionConfig } from './admission.js';
+import type { NodeEvent } from './events.js';
 import { Heartbeat, lastHeartbeat, type HeartbeatTimers } from './heartbeat.js';
+import { SecretBroker } from '../secrets/broker.js';
+import type { SecretsMasterKey } from '../secrets/at-rest.js';
+import { registerSecretRoutes } from './secrets-routes.js';
 
 const B64 = Type.String({ pattern: '^[A-Za-z0-9_-]*$', maxLength: 16384 });
 
@@ -80,6 +87,10 @@ export interface AppOptions {
   readonly nodes?: Omit<ConstructorParameters<typeof NodeAdmin>[0], 'store' | 'clock'>;
   /** Append a heartbeat decision at this period while the app runs; absent: no heartbeat. */
   readonly heartbeat?: { readonly periodMs: number; readonly timers?: HeartbeatTimers };
+  /** Job admission rules (see ./admission.ts); absent: every resource is unknown, so every request is refused. */
+  readonly admission?: AdmissionConfig;
+  /** The secrets master key; absent: no secret routes (see ./secrets-routes.ts). */
+  readonly secretsKey?: SecretsMasterKey;
 }
 
 /** Never log a bearer token: pino redaction of the header wherever a request is serialised. */
@@ -188,8 +199,13 @@ export async function buildApp(service: VerifierService, opts: AppOptions = {}):
   });
 
   // Admin: nodes. Every route of this scope requires a token with one of the roles.
-  const nodes = new NodeAdmin({ ...(opts.nodes ?? {}), store: service.deps.store, clock });
+  const nodes = new NodeAdmin({ ...(opts.nodes ?? {}), store: service.deps.store, clock, events: service.events });
   const tokens = opts.tokens ?? TokenRegistry.empty();
+  // Open event streams, ended when the app closes (so close() never waits on a subscriber).
+  const closers = new Set<() => void>();
+  app.addHook('preClose', async () => {
+    for (const end of [...closers]) end();
+  });
   await app.register(async (scope) => {
     authenticate(scope, tokens);
     requireRole(scope, ['admin', 'operator']);
@@ -203,7 +219,55 @@ export async function buildApp(service: VerifierService, opts: AppOptions = {}):
     scope.post<{ Params: Static<typeof NodeParams>; Body: Static<typeof ReasonBody> }>('/v1/nodes/:id/readmit', { schema: { params: NodeParams, body: ReasonBody } }, async (req) =>
       nodes.readmit(principalOf(req), req.params.id, req.body.reason),
     );
+    // Server-sent events: one `event: <type>` per node state change the token reaches, `id` the ledger seq.
+    scope.get('/v1/events', async (req, reply) => {
+      const p = principalOf(req);
+      const tenants = opts.nodes?.groupTenants;
+      reply.hijack();
+      const raw = reply.raw;
+      raw.writeHead(200, { 'content-type': 'text/event-stream', 'cache-control': 'no-store', connection: 'keep-alive' });
+      raw.write(': vouch events\n\n');
+      const unsubscribe = service.events.subscribe((e: NodeEvent) => {
+        if (!principalReachesGroup(p, e.group, tenants?.get(e.group))) return;
+        raw.write(`id: ${e.seq}\nevent: ${e.type}\ndata: ${JSON.stringify(e)}\n\n`);
+      });
+      const end = (): void => {
+        unsubscribe();
+        closers.delete(end);
+        if (!raw.writableEnded) raw.end();
+      };
+      req.raw.on('close', end);
+      raw.on('close', end);
+      closers.add(end);
+    });
   });
+
+  // Job admission: relying-party tokens, in their own scope.
+  await app.register(async (scope) => {
+    authenticate(scope, tokens);
+    requireRole(scope, ['relying-party']);
+    admissionRoutes(scope, {
+      store: service.deps.store,
+      signer: service.deps.signer,
+      clock,
+      verifierId: service.settings.verifierId,
+      config: opts.admission ?? { resources: {} },
+      reattestationOf: (g) => nodes.reattestationOf(g),
+      ...(opts.nodes?.groupTenants !== undefined ? { groupTenants: opts.nodes.groupTenants } : {}),
+    });
+  });
+
+  // Key broker: secrets (admin scope) and their release to attested nodes.
+  if (opts.secretsKey !== undefined) {
+    const broker = new SecretBroker({
+      store: service.deps.store,
+      clock,
+      masterKey: opts.secretsKey,
+      jwks: async () => service.deps.signer.currentJwks(),
+      reattestationOf: (g) => nodes.reattestationOf(g),
+    });
+    await registerSecretRoutes(app, broker, tokens);
+  }
 
   // Liveness for relying parties: the last heartbeat decision (public, like the JWKS).
   app.get('/v1/heartbeat', async () => {

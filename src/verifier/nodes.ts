@@ -14,6 +14,7 @@
 import { toHex } from '../lib/bytes.js';
 import { MisuseError, VerificationError } from '../lib/errors.js';
 import type { DecisionRecord, NodeRecord, Store } from '../store/types.js';
+import type { EventBus } from './events.js';
 import { assertReachesGroup, principalReachesGroup, type Principal } from './auth.js';
 
 /** A node's state under continuous attestation. */
@@ -96,6 +97,8 @@ export interface NodeAdminOptions {
   readonly defaultReattestation?: Reattestation;
   /** The tenant each node group belongs to (a group not listed belongs to none). */
   readonly groupTenants?: ReadonlyMap<string, string>;
+  /** Where revocations and re-admissions are published (`GET /v1/events`). */
+  readonly events?: EventBus;
 }
 
 /** The node operations of the admin API; every one is checked against the calling principal. */
@@ -161,6 +164,7 @@ export class NodeAdmin {
       throw new MisuseError('NODE_ALREADY_REVOKED', undefined, { field: 'nodeId', actual: nodeId });
     }
     const d = await this.#o.store.appendDecision({ kind: 'revocation', nodeId: node.nodeId, outcome: 'revoked', time: now, body: { group: node.group, reason, by: p.id } });
+    this.#o.events?.emit({ type: 'revoked', nodeId: node.nodeId, group: node.group, seq: d.seq, hash: toHex(d.hash), time: now });
     return { node: await this.view(r.node), ledger: { seq: d.seq, hash: toHex(d.hash) } };
   }
 
@@ -177,6 +181,7 @@ export class NodeAdmin {
       throw new MisuseError('NODE_NOT_REVOKED', undefined, { field: 'nodeId', actual: nodeId });
     }
     const d = await this.#o.store.appendDecision({ kind: 'revocation', nodeId: node.nodeId, outcome: 'readmitted', time: now, body: { group: node.group, reason, by: p.id } });
+    this.#o.events?.emit({ type: 'readmitted', nodeId: node.nodeId, group: node.group, seq: d.seq, hash: toHex(d.hash), time: now });
     return { node: await this.view(r.node), ledger: { seq: d.seq, hash: toHex(d.hash) } };
   }
 }

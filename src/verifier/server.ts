@@ -3,6 +3,8 @@
  * the group policies, listens, and shuts down cleanly on SIGINT/SIGTERM. All request handling is
  * in app.ts.
  */
+import { parseAdmissionConfig } from './admission.js';
+import { loadSecretsMasterKey } from '../secrets/at-rest.js';
 import { readFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import type { FastifyInstance } from 'fastify';
@@ -35,8 +37,15 @@ export interface ServerConfig {
   readonly rateLimitPerMinute: number;
   /** Admin API tokens (SHA-256 digests); default `{dataDir}/tokens.json`. A missing file: every admin call is 401. */
   readonly tokensFile?: string;
+  /**
+   * The secrets master key (32 bytes, mode 0600); absent: `VOUCH_SECRETS_KEY` (base64), and
+   * with neither the secret and release routes are off.
+   */
+  readonly secretsKeyFile?: string;
   /** Period of the heartbeat decision in seconds; absent or 0: none (the CLI defaults to 60). */
   readonly heartbeatSeconds?: number;
+  /** Job admission rules (`admission: { resources: {...} }`, checked by parseAdmissionConfig); absent: every admission refused. */
+  readonly admission?: unknown;
   /** Re-attestation interval and deadline multiple for every group (default 300 s × 3). */
   readonly reattestation?: { readonly intervalSeconds: number; readonly deadlineMultiple: number };
   readonly logLevel: 'silent' | 'error' | 'warn' | 'info' | 'debug';
@@ -200,12 +209,15 @@ export async function startServer(cfg: ServerConfig): Promise<RunningVerifier> {
       { store, signer, clock: () => Date.now(), random: defaultRandom },
     );
     await service.installPolicies();
+    const secretsKey = loadSecretsMasterKey(cfg.secretsKeyFile);
     const app = await buildApp(service, {
+      ...(secretsKey !== null ? { secretsKey } : {}),
       logger: cfg.logLevel === 'silent' ? false : { level: cfg.logLevel },
       rateLimitPerMinute: cfg.rateLimitPerMinute,
       tokens: TokenRegistry.load(cfg.tokensFile ?? join(cfg.dataDir, TOKENS_FILE)),
       ...(cfg.reattestation !== undefined ? { nodes: { defaultReattestation: { intervalMs: cfg.reattestation.intervalSeconds * 1000, deadlineMultiple: cfg.reattestation.deadlineMultiple } } } : {}),
       ...(cfg.heartbeatSeconds !== undefined && cfg.heartbeatSeconds > 0 ? { heartbeat: { periodMs: cfg.heartbeatSeconds * 1000 } } : {}),
+      ...(cfg.admission !== undefined ? { admission: parseAdmissionConfig(cfg.admission) } : {}),
     });
     if (kds?.imported !== undefined) app.log.info({ snpCollateralBundle: kds.imported }, 'SEV-SNP collateral bundle imported into the KDS cache');
     if (tdx?.imported !== undefined) app.log.info({ tdxCollateralBundle: tdx.imported }, 'TDX collateral bundle imported into the PCS cache');

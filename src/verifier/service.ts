@@ -19,6 +19,7 @@ import { tpmName } from '../tpm/name.js';
 import { makeCredential } from '../tpm/credential.js';
 import { ekMatchesPublic, parseEkCertificate, verifyEkChain, type EkCertificate, type EkTrustStore } from '../tpm/ek/index.js';
 import { canonicalPolicyJson, parsePolicy, policyDigest, type Policy } from '../policy/index.js';
+import { EventBus } from './events.js';
 import { AR4SI, issueArtifact, issueArtifactCwt, toPublicJwk, type ArtifactSigner, type CnfJwk, type IssueArtifactInput } from '../artifact/index.js';
 import type { SnpSummary } from '../appraisal/snp.js';
 import type { TdxSummary } from '../appraisal/tdx.js';
@@ -181,6 +182,8 @@ export class VerifierService {
   readonly #tdxCollateral: TdxCollateralFiles | PcsClient | undefined;
   /** Parsed bound keys by SPKI (an agent binds the same key into every attestation it makes). */
   readonly #boundKeys = new Map<string, CnfJwk | null>();
+  /** Node state changes (enrolled, trusted, untrusted), for `GET /v1/events`. */
+  readonly events = new EventBus();
 
   constructor(settings: VerifierSettings, deps: VerifierDeps) {
     this.settings = settings;
@@ -318,6 +321,7 @@ export class VerifierService {
       ekPublicSha256: toHex(sha256(pending.ekPublic)),
       ekCertSha256: pending.ekCert === null ? null : toHex(sha256(pending.ekCert)),
     });
+    this.events.emit({ type: 'enrolled', nodeId: pending.nodeId, group: pending.group, seq: ledger.seq, hash: ledger.hash, time: now });
     return { nodeId: pending.nodeId, akName: toHex(pending.akName), ledger };
   }
 
@@ -413,6 +417,7 @@ export class VerifierService {
       throw new RefusalError(f, [f], seq);
     }
     const ledger = await this.#record('enroll', pending.nodeId, 'enrolled', now, body0);
+    this.events.emit({ type: 'enrolled', nodeId: pending.nodeId, group: pending.group, seq: ledger.seq, hash: ledger.hash, time: now });
     return { nodeId: pending.nodeId, ledger };
   }
 
@@ -577,6 +582,8 @@ export class VerifierService {
           policyDigest: appraisal.policyDigest,
           failures: appraisal.failures,
           trustVector: appraisal.trustVector,
+          // The agent's bound key, so an admission artifact relying on this appraisal names it in cnf.
+          boundKeyJwk: appraisal.status === 'affirming' ? this.#boundKey(evidence.boundKey) : null,
           claims: appraisal.claims !== undefined ? ledgerClaims(appraisal.claims) : appraisal.snpOnly !== undefined ? ledgerClaims(appraisal.snpOnly) : null,
         },
       },
@@ -585,6 +592,7 @@ export class VerifierService {
     const extra = raceFailures(onRace, appended.outcome);
     const final: Appraisal = extra.length === 0 ? appraisal : { ...appraisal, status: 'contraindicated', failures: [...appraisal.failures, ...extra] };
     const ledger = { seq: appended.seq, hash: toHex(appended.hash) };
+    if (node !== null) this.events.emit({ type: final.status === 'affirming' && policy !== null ? 'trusted' : 'untrusted', nodeId: node.nodeId, group: node.group, seq: ledger.seq, hash: ledger.hash, time: now });
     if (final.status !== 'affirming' || policy === null) {
       return { decision: 'contraindicated', nodeId: evidence.nodeId, ledger, failures: final.failures, appraisal: final };
     }

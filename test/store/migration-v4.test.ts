@@ -39,7 +39,7 @@ describe('migration v3 → v4', () => {
     versionThree();
     const s = await SqliteStore.open({ dataDir: dir });
     try {
-      expect(await s.schemaVersion()).toBe(4);
+      expect(await s.schemaVersion()).toBe(MIGRATIONS.length);
       expect(await s.getNode('tpm-old')).toMatchObject({ nodeId: 'tpm-old', kind: 'tpm', revokedAt: null, revokedReason: null });
       const r = await s.revokeNode('tpm-old', 'lost', 1000);
       expect(r).toMatchObject({ ok: true, node: { revokedAt: 1000, revokedReason: 'lost' } });
