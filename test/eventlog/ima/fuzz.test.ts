@@ -159,16 +159,17 @@ describe('DoS: parse time grows linearly', () => {
       parseImaBinary(b);
       runs.push(Number(process.hrtime.bigint() - t));
     }
-    return runs.sort((x, y) => x - y)[2] as number;
+    // The fastest run: the least disturbed by other work on the machine.
+    return Math.min(...runs);
   }
 
-  it('doubling the list roughly doubles the parse time (bound: 3.5×)', () => {
-    const small = bigList(20_000);
+  it('four times the list takes about four times as long, far from the 16× of quadratic growth (bound: 10×)', () => {
+    const small = bigList(10_000);
     const large = bigList(40_000);
     time(small);
     const ratio = time(large) / time(small);
     expect(ratio).toBeGreaterThan(1);
-    expect(ratio).toBeLessThan(3.5);
+    expect(ratio).toBeLessThan(10);
   });
 
   it('a huge declared template-data length is refused before reading', () => {
