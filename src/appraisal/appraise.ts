@@ -16,7 +16,7 @@ import { TPM_ST_ATTEST, hashById } from '../tpm/abi/constants.js';
 import { pcrSelection, type PcrSelection } from '../tpm/abi/pcr.js';
 import { verifyQuote, type CheckOutcome } from '../tpm/verify/quote.js';
 import type { TpmVerifyKey } from '../tpm/verify/keys.js';
-import { akAlgorithmOf, appraiseAkAlgorithm, appraisePcrs, bankAlgId, policyDigest, policyPcrSelection, type Policy } from '../policy/index.js';
+import { akAlgorithmOf, appraiseAkAlgorithm, appraisePcrs, bankAlgId, policyPcrSelection, type Policy } from '../policy/index.js';
 import { appraiseMeasuredBoot, type BootSummary } from './measured-boot.js';
 import { appraiseRuntime, type RuntimeSummary } from './runtime.js';
 import { appraiseSnpEvidence, type SnpSummary, type SnpTrust } from './snp.js';
@@ -24,9 +24,9 @@ import { appraiseTdxEvidence, type TdxSummary, type TdxTrust } from './tdx.js';
 import type { SnpOnlyClaims } from './snp-only.js';
 import { AR4SI, type TrustVector } from '../artifact/ear.js';
 import { tpmQualifyingData } from '../evidence/binding.js';
-import { evidenceDigest, type Evidence, type TpmEvidence } from '../evidence/envelope.js';
+import type { Evidence, TpmEvidence } from '../evidence/envelope.js';
 import type { ChallengeRefusal, ImaStateRecord, QuoteCounters } from '../store/types.js';
-import { AppraisalLog, enrolledFailures, freshnessFailures } from './checks.js';
+import { AppraisalLog, appraisalResult, enrolledFailures, freshnessFailures } from './checks.js';
 
 /** The challenge as the store returned it when the appraisal consumed it. */
 export type ChallengeInput =
@@ -302,16 +302,7 @@ export function appraise(input: AppraisalInput): Appraisal {
     hardware: quoteOk ? AR4SI.hardware.genuine : AR4SI.noClaim,
   };
   return {
-    status: ok ? 'affirming' : 'contraindicated',
-    nodeId: evidence.nodeId,
-    challengeId: evidence.challengeId,
-    time: now,
-    evidenceDigest: toHex(input.evidenceDigest ?? evidenceDigest(evidence)),
-    policyId: policy?.id ?? null,
-    policyDigest: policy === null ? null : policyDigest(policy),
-    checks,
-    failures,
-    trustVector,
+    ...appraisalResult(input, ok, log, trustVector),
     ...(claims !== undefined ? { claims } : {}),
     ...(imaNext !== undefined ? { imaNext } : {}),
   };

@@ -1,8 +1,12 @@
 /** What every appraisal keeps while it runs: the checks in order, and every failure found. */
+import { toHex } from '../lib/bytes.js';
 import { failure, type Failure } from '../lib/failure.js';
+import type { TrustVector } from '../artifact/ear.js';
+import { evidenceDigest, type Evidence } from '../evidence/envelope.js';
+import { policyDigest, type Policy } from '../policy/index.js';
 import type { CheckOutcome } from '../tpm/verify/quote.js';
 import { CHALLENGE_REFUSAL_CODES } from '../store/types.js';
-import type { ChallengeInput } from './appraise.js';
+import type { Appraisal, ChallengeInput } from './appraise.js';
 
 export class AppraisalLog {
   readonly checks: CheckOutcome[] = [];
@@ -31,4 +35,30 @@ export function freshnessFailures(challenge: ChallengeInput, evidence: { readonl
 /** Identity: the node the evidence names is enrolled. */
 export function enrolledFailures(node: object | null, evidence: { readonly nodeId: string }): Failure[] {
   return node === null ? [failure('APPRAISAL_NODE_UNKNOWN', { field: 'evidence.node', actual: evidence.nodeId })] : [];
+}
+
+/**
+ * The fields every appraisal result shares: status, identity, time, the evidence digest (the
+ * caller's, taken over the received bytes, or computed), the policy and its digest, the checks,
+ * failures and trust vector.
+ */
+export function appraisalResult(
+  input: { readonly evidence: Evidence; readonly now: number; readonly policy: Policy | null; readonly evidenceDigest?: Uint8Array },
+  ok: boolean,
+  log: AppraisalLog,
+  trustVector: TrustVector,
+): Omit<Appraisal, 'claims' | 'imaNext' | 'snpOnly'> {
+  const { evidence, now, policy } = input;
+  return {
+    status: ok ? 'affirming' : 'contraindicated',
+    nodeId: evidence.nodeId,
+    challengeId: evidence.challengeId,
+    time: now,
+    evidenceDigest: toHex(input.evidenceDigest ?? evidenceDigest(evidence)),
+    policyId: policy?.id ?? null,
+    policyDigest: policy === null ? null : policyDigest(policy),
+    checks: log.checks,
+    failures: log.failures,
+    trustVector,
+  };
 }

@@ -21,13 +21,13 @@ import { isVouchError } from '../lib/errors.js';
 import { failure, failureFromError, type Failure } from '../lib/failure.js';
 import { AR4SI, type TrustVector } from '../artifact/ear.js';
 import { decodeSnpReport } from '../snp/index.js';
-import { evidenceDigest, type Evidence, type SnpEvidence } from '../evidence/envelope.js';
+import type { Evidence, SnpEvidence } from '../evidence/envelope.js';
 import { checkNodeKeyProof, parseNodeKey } from '../evidence/key-proof.js';
-import { policyDigest, type Policy } from '../policy/index.js';
+import type { Policy } from '../policy/index.js';
 import type { NodeKind } from '../store/types.js';
 import { appraiseSnpEvidence, type SnpSummary, type SnpTrust } from './snp.js';
 import type { Appraisal, ChallengeInput } from './appraise.js';
-import { AppraisalLog, enrolledFailures, freshnessFailures } from './checks.js';
+import { AppraisalLog, appraisalResult, enrolledFailures, freshnessFailures } from './checks.js';
 
 /** The enrolled node, as an SNP-only appraisal needs it. */
 export interface SnpNodeInput {
@@ -237,16 +237,7 @@ export function appraiseSnpOnly(input: SnpOnlyAppraisalInput): Appraisal {
     ...(ok ? { 'runtime-opaque': AR4SI.runtimeOpaque.encryptedMemory } : {}),
   };
   return {
-    status: ok ? 'affirming' : 'contraindicated',
-    nodeId: evidence.nodeId,
-    challengeId: evidence.challengeId,
-    time: now,
-    evidenceDigest: toHex(input.evidenceDigest ?? evidenceDigest(evidence)),
-    policyId: policy?.id ?? null,
-    policyDigest: policy === null ? null : policyDigest(policy),
-    checks,
-    failures,
-    trustVector,
+    ...appraisalResult(input, ok, log, trustVector),
     ...(snpOnly !== undefined ? { snpOnly } : {}),
   };
 }
