@@ -1,17 +1,20 @@
 #!/usr/bin/env bash
 # Installs what a fresh Debian machine lacks for vouch's demo and tests, and nothing else:
-# the software TPM and TSS packages (apt), then the npm dependencies (npm ci).
+# the software TPM and TSS packages and Chromium for the browser tests (apt), then the npm
+# dependencies (npm ci).
 # Safe to run again: each step is skipped when its result is already there.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
-APT_PACKAGES=(swtpm swtpm-tools tpm2-tools libtss2-dev)
+APT_PACKAGES=(swtpm swtpm-tools tpm2-tools libtss2-dev chromium)
 
 missing=()
 command -v swtpm >/dev/null 2>&1 || missing+=(swtpm)
 command -v swtpm_setup >/dev/null 2>&1 || missing+=(swtpm-tools)
 command -v tpm2_quote >/dev/null 2>&1 || missing+=(tpm2-tools)
 ldconfig -p 2>/dev/null | grep -q 'libtss2-esys.so' || missing+=(libtss2-dev)
+# test/browser drives Debian's Chromium with playwright-core, which never downloads a browser.
+command -v chromium >/dev/null 2>&1 || missing+=(chromium)
 
 if [ ${#missing[@]} -gt 0 ]; then
   echo "vouch: installing ${missing[*]} (Debian packages) ..." >&2
