@@ -23,6 +23,7 @@ import { decodeTpmsAttest } from '../tpm/abi/attest.js';
 import { encodeImaBinary, parseImaBinary } from '../eventlog/ima/index.js';
 import { VerifierClient, type AttestationAnswer } from './client.js';
 import type { TpmCollector } from './tpm.js';
+import { fetchSecret, type FetchedSecret } from './secret.js';
 
 /** What the agent keeps across restarts. */
 export interface AgentState {
@@ -265,6 +266,28 @@ export class Agent {
     if (held !== undefined) this.#imaNext = held;
     else if (mismatch?.expected !== undefined && /^[0-9]+$/.test(mismatch.expected)) this.#imaNext = Number(mismatch.expected);
     return { ...answer, boundKeySpki: this.#boundKey.publicSpki, missingLogs };
+  }
+
+  /**
+   * Attests once and, if affirmed, asks the key broker for `secretId` with the fresh artifact and
+   * a proof of its bound key; a TPM-bound answer is opened with this TPM (ActivateCredential).
+   * `secret` is null when the attestation was refused (nothing is asked for then).
+   *
+   * @throws VerifierRefusal when the broker refuses (every reason in `failures`)
+   */
+  async attestAndFetchSecret(secretId: string, opts: { readonly tpmBound?: boolean } = {}): Promise<{ attestation: AttestOutcome; secret: FetchedSecret | null }> {
+    const attestation = await this.attestOnce();
+    if (attestation.decision !== 'affirming' || attestation.artifact === undefined) return { attestation, secret: null };
+    const secret = await fetchSecret({
+      client: this.#opts.verifier,
+      secretId,
+      artifact: attestation.artifact,
+      ledger: attestation.ledger,
+      boundKey: this.#boundKey.privateKey,
+      ...(opts.tpmBound === true ? { tpmBound: true } : {}),
+      activate: (blob, encrypted) => this.#opts.tpm.activate(blob, encrypted),
+    });
+    return { attestation, secret };
   }
 
   /**

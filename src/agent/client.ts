@@ -6,6 +6,7 @@
 import { ERRORS, UnavailableError, vouchError, type ErrorCode } from '../lib/errors.js';
 import type { ChallengeResponse, EnrollChallenge, SnpEnrollChallenge, SnpEnrollCompletion, SnpEnrollRequest } from '../verifier/service.js';
 import type { Failure } from '../lib/failure.js';
+import type { Released } from '../secrets/broker.js';
 
 /** The verifier's answer to an evidence submission. */
 export interface AttestationAnswer {
@@ -124,6 +125,17 @@ export class VerifierClient {
       if ((status === 200 && a.decision === 'affirming') || (status !== 200 && a.decision === 'contraindicated')) return a;
     }
     throw this.#refusal(status, json);
+  }
+
+  /**
+   * Asks the key broker to release a secret to this agent's bound key (src/secrets/broker.ts). A
+   * refusal (4xx with `failures`) is thrown as a {@link VerifierRefusal} listing every reason.
+   */
+  async release(secretId: string, body: { artifact: string; pop: { challenge: string; signature: string }; tpmBound?: boolean }): Promise<Released> {
+    const { status, json } = await this.#send('POST', `/v1/secrets/${encodeURIComponent(secretId)}/release`, body);
+    const a = json as Partial<Released>;
+    if (status !== 200 || a.decision !== 'released') throw this.#refusal(status, json);
+    return json as Released;
   }
 
   async jwks(): Promise<{ keys: unknown[] }> {

@@ -36,7 +36,7 @@ export interface NodesOptions {
   tokenFile: string;
 }
 
-async function adminCall(o: NodesOptions, method: 'GET' | 'POST', path: string, body?: unknown): Promise<{ status: number; json: unknown }> {
+async function adminCall(o: NodesOptions, method: 'GET' | 'POST' | 'PUT' | 'DELETE', path: string, body?: unknown): Promise<{ status: number; json: unknown }> {
   let token: string;
   try {
     token = readFileSync(o.tokenFile, 'utf8').trim();
@@ -90,7 +90,57 @@ export function registerAdminCommands(program: Command, verifier: Command, io: C
   common(nodes.command('show <id>').description('one node and its state')).action(async (id: string, opts: NodesOptions) => {
     setStatus(await print(io, await adminCall(opts, 'GET', `/v1/nodes/${encodeURIComponent(id)}`)));
   });
+  const secret = program.command('secret').description('secrets of the key broker (admin API; values are sent once and never shown again)');
+  common(secret.command('put <id>').description('store or replace a secret with its release policy'))
+    .requiredOption('--value-file <file>', 'the secret value (1..8192 bytes); - reads standard input')
+    .option('--policy <file>', 'the release policy (JSON: groups, evidence, trustVector, policyIds, audience, tpmBound)')
+    .option('--group <group>', 'a node group allowed to receive it (repeatable; a policy of groups only, without --policy)', collect, [])
+    .option('--tpm-bound', 'with --group: release only TPM-bound (only the node’s TPM can recover it)')
+    .action(async (id: string, opts: NodesOptions & { valueFile: string; policy?: string; group: string[]; tpmBound?: boolean }) => {
+      const value = readValue(opts.valueFile);
+      try {
+        const releasePolicy = releasePolicyFrom(opts);
+        setStatus(await print(io, await adminCall(opts, 'PUT', `/v1/secrets/${encodeURIComponent(id)}`, { value: Buffer.from(value).toString('base64url'), releasePolicy })));
+      } finally {
+        value.fill(0);
+      }
+    });
+  common(secret.command('list').description('secret ids and release policies (never values)')).action(async (opts: NodesOptions) => {
+    setStatus(await print(io, await adminCall(opts, 'GET', '/v1/secrets')));
+  });
+  common(secret.command('rm <id>').description('remove a secret')).action(async (id: string, opts: NodesOptions) => {
+    setStatus(await print(io, await adminCall(opts, 'DELETE', `/v1/secrets/${encodeURIComponent(id)}`)));
+  });
   common(nodes.command('revoke <id>').description('revoke a node (operator)').requiredOption('--reason <text>', 'why')).action(async (id: string, opts: NodesOptions & { reason: string }) => {
     setStatus(await print(io, await adminCall(opts, 'POST', `/v1/nodes/${encodeURIComponent(id)}/revoke`, { reason: opts.reason })));
   });
+}
+
+/** The secret value from a file or standard input (`-`). */
+function readValue(file: string): Uint8Array {
+  try {
+    return new Uint8Array(readFileSync(file === '-' ? 0 : file));
+  } catch (e) {
+    throw new MisuseError('MISUSE_FILE_UNREADABLE', `cannot read --value-file ${file}`, { cause: e });
+  }
+}
+
+/** The release policy of `secret put`: the --policy file's JSON, or one made of --group (and --tpm-bound). */
+function releasePolicyFrom(o: { policy?: string; group: string[]; tpmBound?: boolean }): unknown {
+  if (o.policy !== undefined) {
+    if (o.group.length > 0 || o.tpmBound === true) throw new MisuseError('MISUSE_ARGUMENT', '--policy excludes --group and --tpm-bound (put them in the policy file)');
+    let text: string;
+    try {
+      text = readFileSync(o.policy, 'utf8');
+    } catch (e) {
+      throw new MisuseError('MISUSE_FILE_UNREADABLE', `cannot read --policy ${o.policy}`, { cause: e });
+    }
+    try {
+      return JSON.parse(text) as unknown;
+    } catch {
+      throw new MisuseError('MISUSE_ARGUMENT', `--policy ${o.policy} is not JSON`);
+    }
+  }
+  if (o.group.length === 0) throw new MisuseError('MISUSE_ARGUMENT', 'give a release policy: --policy FILE, or --group GROUP (repeatable)');
+  return { groups: o.group, ...(o.tpmBound === true ? { tpmBound: true } : {}) };
 }

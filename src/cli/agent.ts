@@ -82,3 +82,84 @@ async function snpOnlyAgentCommand(o: AgentOptions, interval: number, io: CliIo)
   await agent.run(interval * 1000, ctl.signal, (x) => report(x, io, o.json === true));
   return EXIT.ok;
 }
+
+/** Options of `vouch agent secret <id>`. */
+export interface AgentSecretOptions extends AgentOptions {
+  /** Write the secret here (mode 0600) instead of standard output. */
+  out?: string;
+  tpmBound?: boolean;
+}
+
+/**
+ * `vouch agent secret <id>`: attest once, then fetch the secret released to this attestation's
+ * bound key. The value goes to `--out` (mode 0600, written atomically) or to standard output;
+ * it never appears in the JSON report or in an error. Exit 0 released, 1 refused (attestation or
+ * release, every reason on standard error), 3 unavailable.
+ */
+export async function agentSecretCommand(secretId: string, o: AgentSecretOptions, io: CliIo): Promise<number> {
+  if (!/^[a-z0-9][a-z0-9._-]{0,63}$/.test(secretId)) throw new MisuseError('MISUSE_ARGUMENT', 'the secret id must be 1..64 characters of [a-z0-9._-]', { field: 'id' });
+  if (o.snpOnly === true) throw new MisuseError('MISUSE_ARGUMENT', 'agent secret needs the TPM agent (--snp-only is not supported here yet)', { field: '--snp-only' });
+  if (o.json === true && o.out === undefined) throw new MisuseError('MISUSE_ARGUMENT', '--json needs --out: the secret is never printed inside the JSON report', { field: '--json' });
+  const { TpmCollector } = await import('../agent/tpm.js');
+  const { Agent } = await import('../agent/agent.js');
+  const { VerifierRefusal } = await import('../agent/client.js');
+  const tpm = TpmCollector.open(o.tcti);
+  try {
+    const agent = new Agent({ verifier: new VerifierClient(o.verifier), tpm, stateDir: o.stateDir, group: o.group, eventLogPath: o.eventlog === false ? null : o.eventlog, imaLogPath: o.imaLog === false ? null : o.imaLog, snp: o.snp === true ? {} : null, tdx: o.tdx === true ? {} : null });
+    let result: Awaited<ReturnType<typeof agent.attestAndFetchSecret>>;
+    try {
+      result = await agent.attestAndFetchSecret(secretId, o.tpmBound === true ? { tpmBound: true } : {});
+    } catch (e) {
+      if (!(e instanceof VerifierRefusal)) throw e;
+      if (o.json === true) io.out(`${JSON.stringify({ decision: 'refused', secretId, code: e.code, failures: e.failures })}\n`);
+      io.err(`release of ${secretId} refused: ${e.code}: ${e.message}\n`);
+      for (const f of e.failures) io.err(`  ${f.code}${f.field !== undefined ? ` ${f.field}` : ''}${f.expected !== undefined ? ` expected ${f.expected}` : ''}${f.actual !== undefined ? ` actual ${f.actual}` : ''}\n`);
+      return EXIT.rejected;
+    }
+    const { attestation: a, secret } = result;
+    if (secret === null) {
+      if (o.json === true) io.out(`${JSON.stringify({ decision: 'refused', secretId, attestation: { decision: a.decision, ledger: a.ledger, failures: a.failures ?? [] } })}\n`);
+      io.err(`release of ${secretId} not asked for: the attestation was refused (ledger #${a.ledger.seq})\n`);
+      for (const f of a.failures ?? []) io.err(`  ${f.code}${f.field !== undefined ? ` ${f.field}` : ''}\n`);
+      return EXIT.rejected;
+    }
+    try {
+      if (o.out !== undefined) await writeSecretFile(o.out, secret.value);
+      else io.out(secretText(secret.value));
+    } finally {
+      secret.value.fill(0);
+    }
+    if (o.json === true) {
+      io.out(`${JSON.stringify({ decision: 'released', secretId, binding: secret.binding, out: o.out, attestation: { nodeId: a.nodeId, ledger: a.ledger }, ledger: secret.ledger, request: secret.request })}\n`);
+    } else io.err(`secret ${secretId} released (${secret.binding === 'tpm' ? 'TPM-bound' : 'to the bound key'}; ledger #${secret.ledger.seq})${o.out !== undefined ? ` and written to ${o.out}` : ''}\n`);
+    return EXIT.ok;
+  } finally {
+    tpm.close();
+  }
+}
+
+/** Writes a secret with mode 0600 through a temporary file in the same directory, then renames it. */
+async function writeSecretFile(path: string, value: Uint8Array): Promise<void> {
+  const { open, rename, unlink } = await import('node:fs/promises');
+  const tmp = `${path}.tmp-${process.pid}`;
+  const fh = await open(tmp, 'wx', 0o600);
+  try {
+    await fh.writeFile(value);
+    await fh.sync();
+  } catch (e) {
+    await fh.close();
+    await unlink(tmp).catch(() => undefined);
+    throw e;
+  }
+  await fh.close();
+  await rename(tmp, path);
+}
+
+/** A secret as text for standard output: UTF-8 only (a binary secret needs --out, so no byte is mangled). */
+function secretText(value: Uint8Array): string {
+  try {
+    return new TextDecoder('utf-8', { fatal: true }).decode(value);
+  } catch {
+    throw new MisuseError('MISUSE_ARGUMENT', 'the secret is not UTF-8 text: write it to a file with --out', { field: '--out' });
+  }
+}

@@ -10,7 +10,7 @@ import { isVouchError, MisuseError, type VouchError } from '../lib/errors.js';
 import { verifyTpmQuoteCommand, type VerifyTpmQuoteOptions } from './verify-tpm-quote.js';
 import { tpmInfoCommand } from './tpm-info.js';
 import { verifierStartCommand, withSnpKdsOptions, withTdxPcsOptions, type VerifierStartOptions } from './verifier.js';
-import { agentCommand, type AgentOptions } from './agent.js';
+import { agentCommand, agentSecretCommand, type AgentOptions, type AgentSecretOptions } from './agent.js';
 import { registerAdminCommands } from './admin.js';
 import { artifactVerifyCommand, rotateKeyCommand, type ArtifactVerifyOptions, type RotateKeyOptions } from './artifact.js';
 import { eventlogReplayCommand, eventlogShowCommand } from './eventlog.js';
@@ -197,6 +197,13 @@ export async function run(argv: readonly string[], io: CliIo): Promise<number> {
     .option('--once', 'attest once and exit (the default for this command)', true)
     .action(async (opts: AgentOptions) => {
       status = await agentCommand({ ...opts, once: true }, io);
+    });
+
+  agentOpts(agent.command('secret <id>').description('attest, then fetch secret <id> from the key broker to the bound key and decrypt it (standard output, or --out)'))
+    .option('--out <file>', 'write the secret to this file (mode 0600) instead of standard output')
+    .option('--tpm-bound', 'ask for a TPM-bound release: only this TPM can recover the secret')
+    .action(async (id: string, opts: AgentSecretOptions) => {
+      status = await agentSecretCommand(id, opts, io);
     });
 
   const eventlog = program.command('eventlog').description('UEFI TCG event logs (binary_bios_measurements), offline');

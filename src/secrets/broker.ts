@@ -12,18 +12,24 @@
  * {@link releaseInfo} ("vouch/release/v1" ‖ 0x00 ‖ len(id) ‖ id ‖ appraisal seq (u64 BE) ‖
  * appraisal ledger hash); aad empty.
  *
+ * TPM-bound release (a release policy's `tpmBound`, or the request's): the HPKE plaintext is the
+ * secret wrapped with MakeCredential to the node's EK and AK name (./tpm-wrap.ts), so the answer
+ * opens only with both the agent's bound key and the node's TPM.
+ *
  * Every release and every refusal is a 'release' ledger decision holding digests only.
  */
-import { createHash, createPublicKey, verify as verifySignature } from 'node:crypto';
+import { createHash, createPublicKey, randomBytes, verify as verifySignature } from 'node:crypto';
 import { fromBase64Url, toBase64Url, toHex } from '../lib/bytes.js';
 import { isVouchError, MisuseError, ParseError, VerificationError } from '../lib/errors.js';
 import { failure, type Failure } from '../lib/failure.js';
 import { AR4SI_CLAIMS, EAR_STATUSES, trustTier, type Ar4siClaim, type EarClaims, type EarStatus } from '../artifact/ear.js';
 import { verifyArtifact } from '../rp/verify.js';
-import type { Store } from '../store/types.js';
+import type { NodeRecord, Store } from '../store/types.js';
 import type { Principal } from '../verifier/auth.js';
 import { nodeState, type Reattestation } from '../verifier/nodes.js';
 import { sealBase } from './hpke.js';
+import { releaseChallenge, releaseInfo } from './release-binding.js';
+import { wrapForTpm, type TpmWrapped } from './tpm-wrap.js';
 import type { SecretsMasterKey } from './at-rest.js';
 
 /** Evidence kinds a release policy can require. */
@@ -42,10 +48,16 @@ export interface ReleasePolicy {
   readonly policyIds?: readonly string[];
   /** The audience the broker verifies artifacts as, when the group's policy names one. */
   readonly audience?: string;
+  /**
+   * Release only TPM-bound (src/secrets/tpm-wrap.ts): the secret is wrapped with MakeCredential to
+   * the node's EK and AK name as well as sealed to the cnf key, so only that physical TPM can
+   * recover it. Default false (a release request may still ask for it).
+   */
+  readonly tpmBound?: boolean;
 }
 
 const GROUP_RE = /^[a-z0-9-]{1,64}$/;
-const POLICY_KEYS = new Set(['groups', 'evidence', 'trustVector', 'policyIds', 'audience']);
+const POLICY_KEYS = new Set(['groups', 'evidence', 'trustVector', 'policyIds', 'audience', 'tpmBound']);
 
 function bad(message: string, field: string): ParseError {
   return new ParseError('SECRET_POLICY_INVALID', `release policy: ${message}`, { field });
@@ -80,35 +92,22 @@ export function parseReleasePolicy(v: unknown): ReleasePolicy {
   }
   const audience = v['audience'];
   if (audience !== undefined && (typeof audience !== 'string' || audience.length === 0 || audience.length > 256)) throw bad('audience must be a non-empty string', 'releasePolicy.audience');
+  const tpmBound = v['tpmBound'];
+  if (tpmBound !== undefined && typeof tpmBound !== 'boolean') throw bad('tpmBound must be true or false', 'releasePolicy.tpmBound');
   return {
     groups: [...(groups as string[])].sort(),
     evidence: [...(evidence as EvidenceKind[])].sort(),
     trustVector: Object.fromEntries(Object.entries(tv).sort(([a], [b]) => (a < b ? -1 : 1))) as ReleasePolicy['trustVector'],
     ...(policyIds !== undefined ? { policyIds: [...(policyIds as string[])].sort() } : {}),
     ...(audience !== undefined ? { audience: audience as string } : {}),
+    ...(tpmBound === true ? { tpmBound: true } : {}),
   };
 }
 
 const te = new TextEncoder();
 const sha256 = (b: Uint8Array): Uint8Array => new Uint8Array(createHash('sha256').update(b).digest());
 
-function prefixed(secretId: string): Buffer {
-  const id = te.encode(secretId);
-  if (id.length === 0 || id.length > 64) throw new MisuseError('MISUSE_ARGUMENT', 'secret ids are 1..64 bytes');
-  return Buffer.concat([Buffer.from('vouch/release/v1\0', 'utf8'), Buffer.of(id.length), id]);
-}
-
-/** The release challenge the agent signs: SHA-256("vouch/release/v1" ‖ 0x00 ‖ u8 len ‖ id ‖ artifact ledger hash). */
-export function releaseChallenge(secretId: string, artifactLedgerHash: Uint8Array): Uint8Array {
-  return sha256(Buffer.concat([prefixed(secretId), artifactLedgerHash]));
-}
-
-/** HPKE `info` of a release: "vouch/release/v1" ‖ 0x00 ‖ u8 len ‖ id ‖ u64 BE appraisal seq ‖ appraisal hash. */
-export function releaseInfo(secretId: string, appraisal: { seq: number; hash: Uint8Array }): Uint8Array {
-  const seq = Buffer.alloc(8);
-  seq.writeBigUInt64BE(BigInt(appraisal.seq));
-  return new Uint8Array(Buffer.concat([prefixed(secretId), seq, appraisal.hash]));
-}
+export { releaseChallenge, releaseInfo } from './release-binding.js';
 
 /** The uncompressed P-256 point of a cnf JWK, or null for another key type. */
 export function cnfPoint(jwk: EarClaims['cnf']['jwk']): Uint8Array | null {
@@ -132,13 +131,17 @@ export interface SecretView {
   readonly updatedAt: number;
 }
 
-/** A release answer: the secret sealed to the cnf key. */
+/** A release answer: the secret sealed to the cnf key (and, TPM-bound, wrapped to the node's TPM). */
 export interface Released {
   readonly decision: 'released';
   readonly secretId: string;
   readonly suite: 'DHKEM(P-256, HKDF-SHA256), HKDF-SHA256, AES-128-GCM';
+  /** 'cnf': the HPKE plaintext is the secret; 'tpm': it is the TPM-wrapped secret (src/secrets/tpm-wrap.ts). */
+  readonly binding: 'cnf' | 'tpm';
   readonly enc: string;
   readonly ciphertext: string;
+  /** For binding 'tpm': the TPM2_ActivateCredential inputs (TPM2B_ID_OBJECT, TPM2B_ENCRYPTED_SECRET), base64url. */
+  readonly tpm?: { readonly credentialBlob: string; readonly encryptedSecret: string };
   /** The appraisal the release relied on (bound into the HPKE info). */
   readonly appraisal: { readonly seq: number; readonly hash: string };
   readonly ledger: { readonly seq: number; readonly hash: string };
@@ -159,6 +162,14 @@ export interface SecretBrokerOptions {
   readonly masterKey: SecretsMasterKey;
   readonly jwks: () => Promise<{ readonly keys: readonly unknown[] }>;
   readonly reattestationOf: (group: string) => Reattestation;
+  /** Randomness for TPM-bound releases (the KEK and MakeCredential's seed); default node:crypto. */
+  readonly random?: (n: number) => Uint8Array;
+}
+
+/** Options of one release request. */
+export interface ReleaseOptions {
+  /** Ask for a TPM-bound release even when the release policy does not require one. */
+  readonly tpmBound?: boolean;
 }
 
 function reaches(p: Principal, tenant: string | null): boolean {
@@ -228,7 +239,7 @@ export class SecretBroker {
   }
 
   /** Releases a secret to the bound key of a valid artifact, or refuses with every reason. */
-  async release(secretId: string, artifact: string, pop: { challenge: string; signature: string }): Promise<Released | ReleaseRefused> {
+  async release(secretId: string, artifact: string, pop: { challenge: string; signature: string }, options: ReleaseOptions = {}): Promise<Released | ReleaseRefused> {
     const now = this.#o.clock();
     const failures: Failure[] = [];
     const artifactSha256 = toHex(sha256(te.encode(artifact)));
@@ -242,8 +253,9 @@ export class SecretBroker {
       if (!isVouchError(e)) throw e;
       failures.push(failure('RELEASE_ARTIFACT_INVALID', { field: 'artifact', actual: e.code, message: `release refused: ${e.message}` }));
     }
-    let node = null;
+    let node: NodeRecord | null = null;
     let appraisal: { seq: number; hash: Uint8Array } | null = null;
+    const tpmBound = policy?.tpmBound === true || options.tpmBound === true;
     if (claims !== null) {
       appraisal = { seq: claims['vouch.ledger'].seq, hash: hexBytes(claims['vouch.ledger'].hash) };
       this.#checkPop(claims, secretId, appraisal.hash, pop, failures);
@@ -259,32 +271,50 @@ export class SecretBroker {
           failures.push(failure('RELEASE_ARTIFACT_SUPERSEDED', { field: 'vouch.ledger', expected: `#${last.seq}`, actual: `#${appraisal.seq}` }));
         }
         if (policy !== null && !policy.groups.includes(node.group)) failures.push(failure('RELEASE_GROUP_NOT_ALLOWED', { field: 'releasePolicy.groups', expected: policy.groups.join(' | '), actual: node.group }));
+        if (tpmBound && node.kind !== 'tpm') {
+          failures.push(failure('RELEASE_TPM_BINDING_UNAVAILABLE', { field: policy?.tpmBound === true ? 'releasePolicy.tpmBound' : 'tpmBound', expected: 'a node with an enrolled TPM', actual: `${node.kind} node` }));
+        }
       }
       if (policy !== null) this.#checkPolicy(policy, claims, failures);
       if (cnfPoint(claims.cnf.jwk) === null) failures.push(failure('RELEASE_CNF_UNSUPPORTED', { field: 'cnf.jwk', actual: `${claims.cnf.jwk.kty} ${String(claims.cnf.jwk.crv)}` }));
     }
 
-    const base = { secretId, artifactSha256, appraisal: appraisal === null ? null : { seq: appraisal.seq, hash: toHex(appraisal.hash) } };
-    if (failures.length > 0 || row === null || claims === null || appraisal === null) {
+    const base = { secretId, artifactSha256, binding: tpmBound ? 'tpm' : 'cnf', appraisal: appraisal === null ? null : { seq: appraisal.seq, hash: toHex(appraisal.hash) } };
+    if (failures.length > 0 || row === null || claims === null || appraisal === null || node === null) {
       const d = await this.#o.store.appendDecision({ kind: 'release', nodeId: node?.nodeId ?? null, outcome: 'refused', time: now, body: { ...base, failures: failures.map((f) => ({ code: f.code, ...(f.field !== undefined ? { field: f.field } : {}), ...(f.actual !== undefined ? { actual: f.actual } : {}) })) } });
       return { decision: 'refused', secretId, failures, ledger: { seq: d.seq, hash: toHex(d.hash) } };
     }
+    const info = releaseInfo(secretId, appraisal);
     const value = this.#o.masterKey.open(secretId, row.nonce, row.ciphertext);
-    const sealed = sealBase(cnfPoint(claims.cnf.jwk) as Uint8Array, releaseInfo(secretId, appraisal), new Uint8Array(0), value);
-    value.fill(0);
+    let sealed: ReturnType<typeof sealBase>;
+    let wrapped: TpmWrapped | undefined;
+    try {
+      // TPM-bound: only the node's TPM (EK + AK name, as enrolled) can recover the KEK of the inner layer.
+      if (tpmBound) wrapped = wrapForTpm(node.ekPublic, node.akName, value, info, this.#o.random ?? defaultRandom);
+      sealed = sealBase(cnfPoint(claims.cnf.jwk) as Uint8Array, info, new Uint8Array(0), wrapped?.inner ?? value);
+    } finally {
+      value.fill(0);
+    }
     const d = await this.#o.store.appendDecision({
       kind: 'release',
       nodeId: claims.sub,
       outcome: 'released',
       time: now,
-      body: { ...base, encSha256: toHex(sha256(sealed.enc)), ciphertextSha256: toHex(sha256(sealed.ciphertext)) },
+      body: {
+        ...base,
+        encSha256: toHex(sha256(sealed.enc)),
+        ciphertextSha256: toHex(sha256(sealed.ciphertext)),
+        ...(wrapped !== undefined ? { credentialBlobSha256: toHex(sha256(wrapped.credentialBlob)), encryptedSecretSha256: toHex(sha256(wrapped.encryptedSecret)) } : {}),
+      },
     });
     return {
       decision: 'released',
       secretId,
       suite: 'DHKEM(P-256, HKDF-SHA256), HKDF-SHA256, AES-128-GCM',
+      binding: wrapped !== undefined ? 'tpm' : 'cnf',
       enc: toBase64Url(sealed.enc),
       ciphertext: toBase64Url(sealed.ciphertext),
+      ...(wrapped !== undefined ? { tpm: { credentialBlob: toBase64Url(wrapped.credentialBlob), encryptedSecret: toBase64Url(wrapped.encryptedSecret) } } : {}),
       appraisal: { seq: appraisal.seq, hash: toHex(appraisal.hash) },
       ledger: { seq: d.seq, hash: toHex(d.hash) },
     };
@@ -333,6 +363,10 @@ export class SecretBroker {
       failures.push(failure('RELEASE_POLICY_NOT_ALLOWED', { field: 'ear.appraisal-policy-id', expected: policy.policyIds.join(' | '), actual: policyId ?? '(absent)' }));
     }
   }
+}
+
+function defaultRandom(n: number): Uint8Array {
+  return new Uint8Array(randomBytes(n));
 }
 
 /** `vouch.ledger.hash` is lower-case hex (the EAR schema's Hex256). */

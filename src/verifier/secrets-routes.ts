@@ -4,7 +4,7 @@
  *   PUT    /v1/secrets/:id            {value (base64url), releasePolicy} → stored (admin)
  *   GET    /v1/secrets                ids and release policies, never values (admin)
  *   DELETE /v1/secrets/:id            removed (admin)
- *   POST   /v1/secrets/:id/release    {artifact, pop: {challenge, signature}} → HPKE-sealed secret,
+ *   POST   /v1/secrets/:id/release    {artifact, pop: {challenge, signature}, tpmBound?} → HPKE-sealed secret,
  *                                     or a refusal with every reason (no token: the artifact and
  *                                     the proof of possession of its cnf key authenticate)
  */
@@ -26,6 +26,8 @@ const ReleaseBody = Type.Object(
       { challenge: Type.String({ pattern: '^[A-Za-z0-9_-]{1,128}$' }), signature: Type.String({ pattern: '^[A-Za-z0-9_-]{1,256}$' }) },
       { additionalProperties: false },
     ),
+    /** Ask for a TPM-bound release (the release policy may also require one). */
+    tpmBound: Type.Optional(Type.Boolean()),
   },
   { additionalProperties: false },
 );
@@ -50,7 +52,7 @@ export async function registerSecretRoutes(app: FastifyInstance, broker: SecretB
     '/v1/secrets/:id/release',
     { schema: { params: SecretParams, body: ReleaseBody } },
     async (req, reply) => {
-      const out = await broker.release(req.params.id, req.body.artifact, req.body.pop);
+      const out = await broker.release(req.params.id, req.body.artifact, req.body.pop, req.body.tpmBound === true ? { tpmBound: true } : {});
       if (out.decision === 'released') return out;
       // A refusal answers like any other error: the first reason's code and status, every reason in `failures`.
       const first = out.failures[0];

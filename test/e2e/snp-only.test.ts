@@ -14,7 +14,10 @@ import { mkdtempSync, rmSync, statSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { SnpOnlyAgent, NODE_KEY_FILE } from '../../src/agent/snp-agent.js';
+import { SnpOnlyAgent, NODE_KEY_FILE, loadOrCreateNodeKey } from '../../src/agent/snp-agent.js';
+import { fetchSecret } from '../../src/agent/secret.js';
+import { SecretsMasterKey } from '../../src/secrets/at-rest.js';
+import { addToken, TokenRegistry } from '../../src/verifier/auth.js';
 import { VerifierClient, VerifierRefusal } from '../../src/agent/client.js';
 import { verifyArtifact, toPublicJwk } from '../../src/artifact/index.js';
 import { decodeLedgerEntry } from '../../src/ledger/index.js';
@@ -80,6 +83,15 @@ function mixedPolicy(): Policy {
 
 const codes = (a: ErrorAnswer): string[] => (a.failures ?? []).map((f) => f.code);
 
+let adminToken = '';
+/** A tokens file with one admin token, for the key broker's admin routes. */
+function tokensFile(): string {
+  const d = mkdtempSync(join(tmpdir(), 'vouch-snp-only-tokens-'));
+  const f = join(d, 'tokens.json');
+  adminToken = addToken(f, { id: 'root', role: 'admin' }, { now: 1 }).token;
+  return f;
+}
+
 describe('SNP-only nodes (no vTPM), end to end through configfs-tsm', () => {
   let v: TestVerifier;
   let url: string;
@@ -98,7 +110,7 @@ describe('SNP-only nodes (no vTPM), end to end through configfs-tsm', () => {
       ekTrust: ekTrustOf(ca),
       // The TEST-ONLY ARK is trusted here only: by default only AMD's ARKs are pinned.
       settings: { snp: { pinnedArks: { [createHash('sha256').update(chain.ark).digest('hex')]: 'Milan' }, crls: [chain.crl] } },
-      app: { rateLimitPerMinute: 10_000 },
+      app: { rateLimitPerMinute: 10_000, secretsKey: SecretsMasterKey.generate(), tokens: TokenRegistry.load(tokensFile()) },
     });
     url = await v.app.listen({ host: '127.0.0.1', port: 0 });
     dir = mkdtempSync(join(tmpdir(), 'vouch-snp-only-'));
@@ -328,5 +340,30 @@ describe('SNP-only nodes (no vTPM), end to end through configfs-tsm', () => {
     });
     expect(r.statusCode).toBe(400);
     expect(r.json<ErrorAnswer>().error).toMatchObject({ code: 'EVIDENCE_MALFORMED', field: 'evidence.keyProof' });
+  });
+
+  it('key release to an SNP-only node: sealed to the node key (cnf); a TPM-bound release is refused (RELEASE_TPM_BINDING_UNAVAILABLE)', async () => {
+    const value = Buffer.from('cvm-secret');
+    for (const [id, tpmBound] of [['cvm-plain', false], ['cvm-tpm', true]] as const) {
+      const r = await v.app.inject({ method: 'PUT', url: `/v1/secrets/${id}`, headers: { authorization: `Bearer ${adminToken}` }, payload: { value: value.toString('base64url'), releasePolicy: { groups: ['cvm'], audience: 'key-broker', tpmBound } } });
+      expect(r.statusCode, r.body).toBe(200);
+    }
+    const { a, stateDir } = await enrolled('release');
+    const out = await a.attestOnce();
+    expect(out.decision).toBe('affirming');
+    const { privateKey } = await loadOrCreateNodeKey(stateDir);
+    const client = new VerifierClient(url);
+    const got = await fetchSecret({ client, secretId: 'cvm-plain', artifact: out.artifact!, ledger: out.ledger, boundKey: privateKey });
+    expect(got.binding).toBe('cnf');
+    expect(Buffer.from(got.value).equals(value)).toBe(true);
+    const refused = await fetchSecret({ client, secretId: 'cvm-tpm', artifact: out.artifact!, ledger: out.ledger, boundKey: privateKey }).then(
+      () => null,
+      (e: unknown) => e,
+    );
+    expect(refused).toBeInstanceOf(VerifierRefusal);
+    expect((refused as VerifierRefusal).code).toBe('RELEASE_TPM_BINDING_UNAVAILABLE');
+    expect((refused as VerifierRefusal).status).toBe(403);
+    const asked = await fetchSecret({ client, secretId: 'cvm-plain', artifact: out.artifact!, ledger: out.ledger, boundKey: privateKey, tpmBound: true }).catch((e: unknown) => e);
+    expect((asked as VerifierRefusal).failures.map((f) => f.code)).toEqual(['RELEASE_TPM_BINDING_UNAVAILABLE']);
   });
 });

@@ -11,11 +11,12 @@ import type { LightMyRequestResponse } from 'fastify';
 import { ERRORS, type ErrorCode } from '../../src/lib/errors.js';
 import { addToken, TokenRegistry } from '../../src/verifier/auth.js';
 import { SecretsMasterKey, loadSecretsMasterKey } from '../../src/secrets/at-rest.js';
-import { releaseChallenge, releaseInfo } from '../../src/secrets/broker.js';
+import { parseReleasePolicy, releaseChallenge, releaseInfo, type Released } from '../../src/secrets/broker.js';
+import { openRelease } from '../../src/agent/secret.js';
 import { openBase } from '../../src/secrets/hpke.js';
 import { decodeLedgerEntry } from '../../src/ledger/index.js';
 import { syntheticAk } from '../helpers/synthetic.js';
-import { buildEvidence, ekTrustOf, enrollOverHttp, getChallenge, startVerifier, submit, syntheticTpm, testCa, testPolicy, type SyntheticTpm, type TestVerifier } from '../helpers/verifier.js';
+import { activateCredentialInSoftware, buildEvidence, ekTrustOf, nameOf, enrollOverHttp, getChallenge, startVerifier, submit, syntheticTpm, testCa, testPolicy, type SyntheticTpm, type TestVerifier } from '../helpers/verifier.js';
 
 let v: TestVerifier;
 let tokDir: string;
@@ -169,6 +170,35 @@ describe('release', () => {
     const body = res.json<{ failures: Array<{ code: string; actual?: string }> }>();
     expect(res.statusCode).toBe(401);
     expect(body.failures[0]).toMatchObject({ code: 'RELEASE_ARTIFACT_INVALID', actual: 'ARTIFACT_EXPIRED' });
+  });
+
+  it('TPM-bound (policy or request): only the enrolled EK and AK recover the secret, and the ledger says so', async () => {
+    const put = await call('PUT', '/v1/secrets/tpm-only', tok.admin, { value: SECRET.toString('base64url'), releasePolicy: { groups: ['gpu'], audience: 'key-broker', tpmBound: true } });
+    expect(put.statusCode, put.body).toBe(200);
+    expect(put.json<{ secret: { releasePolicy: { tpmBound?: boolean } } }>().secret.releasePolicy.tpmBound).toBe(true);
+    const a = await attest('a');
+    const res = await release('tpm-only', a);
+    expect(res.statusCode, res.body).toBe(200);
+    const out = res.json<Released>();
+    expect(out.binding).toBe('tpm');
+    const activateWith = (tpm: SyntheticTpm) => (credentialBlob: Uint8Array, secret: Uint8Array): Uint8Array =>
+      activateCredentialInSoftware({ ekPrivateKey: tpm.ek.privateKey, akName: nameOf(tpm.ak.public), credentialBlob, secret });
+    expect(Buffer.from(openRelease(out, a.key, activateWith(nodes.a.tpm))).equals(SECRET)).toBe(true);
+    // The agent's key alone (HPKE) gives only the wrapped inner layer; another TPM cannot activate it.
+    expect(() => openRelease(out, a.key)).toThrow(expect.objectContaining({ code: 'RELEASE_TPM_UNWRAP_FAILED' }));
+    expect(() => openRelease(out, a.key, activateWith(nodes.b.tpm))).toThrow(expect.objectContaining({ code: 'RELEASE_TPM_UNWRAP_FAILED' }));
+    // A request may ask for TPM binding of a secret whose policy does not require it.
+    const asked = await call('POST', '/v1/secrets/db/release', undefined, { artifact: a.artifact, pop: pop(a, 'db'), tpmBound: true });
+    expect(asked.statusCode, asked.body).toBe(200);
+    expect(asked.json<Released>().binding).toBe('tpm');
+    expect(Buffer.from(openRelease(asked.json<Released>(), a.key, activateWith(nodes.a.tpm))).equals(SECRET)).toBe(true);
+    const plain = await release('db', a);
+    expect(plain.json<Released>().binding).toBe('cnf');
+    const rec = await v.sqlite.listDecisions(1, 10_000);
+    const bodies = rec.filter((d) => d.kind === 'release' && d.outcome === 'released').map((d) => decodeLedgerEntry(d.entry).body);
+    expect(bodies.filter((b) => b['binding'] === 'tpm')).toHaveLength(2);
+    expect(bodies.every((b) => b['binding'] !== 'tpm' || typeof b['credentialBlobSha256'] === 'string')).toBe(true);
+    expect(() => parseReleasePolicy({ groups: ['gpu'], tpmBound: 'yes' })).toThrow(expect.objectContaining({ code: 'SECRET_POLICY_INVALID' }));
   });
 
   it('refuses a revoked node', async () => {
