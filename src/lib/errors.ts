@@ -81,6 +81,7 @@ export const ERRORS = {
   LEDGER_LINK_BROKEN: spec('verification-failed', 422, "a ledger entry's prev field is not the hash of the entry before it"),
   LEDGER_SEQUENCE_GAP: spec('verification-failed', 422, 'ledger sequence numbers are missing, repeated or out of order'),
   LEDGER_ENTRY_MALFORMED: spec('malformed', 400, 'a ledger entry is not a well-formed version 1 entry in canonical CBOR'),
+  LEDGER_PROOF_INVALID: spec('verification-failed', 422, 'an inclusion or consistency proof does not verify against the tree head (RFC 9162 §2.1.3.2, §2.1.4.2)'),
 
   // --- policy and artifacts (src/policy, src/artifact) ---------------------------------------
   POLICY_INVALID: spec('malformed', 400, 'a policy document does not parse or does not match the policy schema'),
@@ -176,6 +177,8 @@ export const ERRORS = {
   RELEASE_POLICY_NOT_ALLOWED: spec('policy-failed', 403, "release refused: the artifact's appraisal policy is not one the release policy allows"),
   RELEASE_CNF_UNSUPPORTED: spec('policy-failed', 403, "release refused: the artifact's cnf key is not a P-256 key, so HPKE cannot encrypt to it"),
   RELEASE_HPKE_INVALID: spec('verification-failed', 422, 'the released secret does not open: malformed HPKE encapsulation or ciphertext, or another key, info or aad'),
+  RELEASE_TPM_BINDING_UNAVAILABLE: spec('policy-failed', 403, 'release refused: a TPM-bound release was required or asked for, but the node has no enrolled TPM (an SNP-only node)'),
+  RELEASE_TPM_UNWRAP_FAILED: spec('verification-failed', 422, 'the TPM-bound secret does not open: this TPM could not activate the credential, or the ciphertext is not for its key'),
   // --- job admission (src/verifier/admission.ts) --------------------------------------------
   ADMISSION_RESOURCE_UNKNOWN: spec('policy-failed', 403, 'admission refused: the resource is not one the verifier configuration names'),
   ADMISSION_ACTION_NOT_ALLOWED: spec('policy-failed', 403, "admission refused: the action is not one the resource's rules allow"),
