@@ -17,7 +17,7 @@
  * {@link requireRole} add hooks to the scope they are given, never a URL match.
  */
 import { createHash, randomBytes, timingSafeEqual } from 'node:crypto';
-import { readFileSync, renameSync, writeFileSync } from 'node:fs';
+import { mkdirSync, readFileSync, renameSync, writeFileSync } from 'node:fs';
 import * as path from 'node:path';
 import type { FastifyInstance, FastifyRequest } from 'fastify';
 import { MisuseError, ParseError, PolicyError, VerificationError } from '../lib/errors.js';
@@ -220,6 +220,8 @@ export function addToken(file: string, t: NewToken, opts: { now: number; random?
   } catch (e) {
     throw new MisuseError('MISUSE_ARGUMENT', e instanceof Error ? e.message : 'invalid token', { cause: e });
   }
+  // A token may be added before the verifier first ran: the data directory is created like the verifier creates it.
+  mkdirSync(path.dirname(file), { recursive: true, mode: 0o700 });
   const tmp = path.join(path.dirname(file), `.${path.basename(file)}.${process.pid}.tmp`);
   writeFileSync(tmp, `${JSON.stringify({ version: 1, tokens: next }, null, 2)}\n`, { mode: 0o600 });
   renameSync(tmp, file);

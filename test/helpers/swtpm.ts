@@ -18,10 +18,14 @@ export interface TestSwtpm extends ManufacturedSwtpm {
   dispose(): Promise<void>;
 }
 
-/** Provisions and starts a private software TPM. */
-export async function startTestSwtpm(): Promise<TestSwtpm> {
+/**
+ * Provisions and starts a private software TPM. Copies of the shared manufactured template have
+ * the same EK; `distinct` manufactures a new TPM (its own EK seed and EK CA, about a second) for
+ * tests that need another physical TPM.
+ */
+export async function startTestSwtpm(opts: { readonly distinct?: boolean } = {}): Promise<TestSwtpm> {
   const dir = await mkdtemp(join(tmpdir(), 'vouch-swtpm-'));
-  const m = await provisionSwtpm({ dir: join(dir, 'tpm') });
+  const m = await provisionSwtpm({ dir: join(dir, 'tpm'), ...(opts.distinct === true ? { cacheDir: join(dir, 'template') } : {}) });
   let running = await startSwtpm({ stateDir: m.stateDir });
   return {
     ...m,
