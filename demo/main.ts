@@ -1,15 +1,17 @@
 /**
- * The end-to-end demo (`npm run demo`): a software TPM, a verifier process and an agent process on
+ * The end-to-end demo (`npm run demo`): a software TPM, a verifier process and agent processes on
  * loopback. The node is enrolled, attested and authorized; a relying party verifies the artifact;
- * then the node's measurements change and the next attestation is refused with the reason.
- * Everything it starts is stopped before it exits, also on failure.
+ * a TPM-bound secret is released to the node, which decrypts it; a job is admitted for it. Then
+ * the node's measurements change: the next attestation is refused with the reason, and so are the
+ * same release request and the job admission. Everything it starts is stopped before it exits,
+ * also on failure.
  */
 import { spawn, type ChildProcess } from 'node:child_process';
-import { copyFileSync, mkdirSync, mkdtempSync, rmSync } from 'node:fs';
+import { copyFileSync, mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { dirname, join, resolve } from 'node:path';
 import { fileURLToPath } from 'node:url';
-import { createHash } from 'node:crypto';
+import { createHash, randomBytes } from 'node:crypto';
 import { provisionSwtpm, startSwtpm, type RunningSwtpm } from '../swtpm/index.js';
 import { Tpm } from '../native/index.js';
 import { TPM_ALG } from '../src/tpm/abi/constants.js';
@@ -29,6 +31,45 @@ interface AgentJson {
   artifact?: string;
   boundKey?: string;
   failures: Array<{ code: string; field?: string; expected?: string; actual?: string; message: string }>;
+}
+
+interface ReleaseJson {
+  decision: 'released';
+  binding: 'cnf' | 'tpm';
+  ledger: { seq: number; hash: string };
+  request: unknown;
+}
+
+interface RefusalJson {
+  decision: 'refused';
+  ledger: { seq: number; hash: string };
+  failures: Array<{ code: string; actual?: string }>;
+}
+
+interface AdmissionJson {
+  decision: 'admitted' | 'refused';
+  artifact?: string;
+  ledger?: { seq: number; hash: string };
+  appraisal?: { seq: number; hash: string };
+  failures?: Array<{ code: string }>;
+}
+
+/** `vouch verifier token add …`: the token (printed once) goes to a 0600 file. */
+async function tokenFile(args: string[], file: string): Promise<string> {
+  const r = await vouch(args);
+  if (r.status !== 0) throw new Error(`vouch ${args.join(' ')} failed:\n${r.err}`);
+  writeFileSync(file, r.out.trim(), { mode: 0o600 });
+  return file;
+}
+
+/** What a scheduler hook does before starting a job: POST /v1/authorize with its token. */
+async function authorize(url: string, tokenPath: string, node: string): Promise<AdmissionJson> {
+  const res = await fetch(`${url}/v1/authorize`, {
+    method: 'POST',
+    headers: { 'content-type': 'application/json', authorization: `Bearer ${readFileSync(tokenPath, 'utf8').trim()}` },
+    body: JSON.stringify({ node, action: 'run-job', resource: 'gpu-pool' }),
+  });
+  return (await res.json()) as AdmissionJson;
 }
 
 /** Runs the vouch CLI (through tsx) and returns its output. */
@@ -93,8 +134,19 @@ async function main(): Promise<number> {
     copyFileSync(made.issuerCertPem, join(trustDir, 'issuer.pem'));
 
     step(2, 'Start the verifier');
+    // Operators' credentials, made before the first start: an admin token for the key broker, a
+    // relying-party token for the job scheduler, the secrets master key, the job admission rules.
+    const dataDir = join(work, 'verifier');
+    const adminToken = await tokenFile(['verifier', 'token', 'add', '--role', 'admin', '--id', 'demo-admin', '--data-dir', dataDir], join(work, 'admin.token'));
+    const schedulerToken = await tokenFile(['verifier', 'token', 'add', '--role', 'relying-party', '--id', 'demo-scheduler', '--data-dir', dataDir], join(work, 'scheduler.token'));
+    const secretsKey = join(work, 'secrets.key');
+    writeFileSync(secretsKey, randomBytes(32), { mode: 0o600 });
+    const admission = join(work, 'admission.json');
+    writeFileSync(admission, JSON.stringify({ lifetimeSeconds: 60, resources: { 'gpu-pool': { groups: ['default'], actions: ['run-job'], maxAgeSeconds: 600, requireSubmods: ['tpm0'] } } }));
     const v = await startVerifier([
-      '--data-dir', join(work, 'verifier'),
+      '--secrets-key-file', secretsKey,
+      '--admission', admission,
+      '--data-dir', dataDir,
       '--listen', '127.0.0.1:0',
       '--tpm-ca-dir', trustDir,
       '--policy', `default=${join(root, 'policies', 'demo.yaml')}`,
@@ -102,6 +154,7 @@ async function main(): Promise<number> {
     ]);
     verifierProc = v.proc;
     say(`   verifier at ${v.url}: SQLite ledger, EK CA directory, policy "demo" (sha256 PCRs 0-7 and 23) for group "default"`);
+    say('   key broker on (secrets AES-256-GCM at rest), job admission rules for resource "gpu-pool", admin and scheduler tokens');
 
     const agentArgs = ['agent', 'attest', '--verifier', v.url, '--tcti', swtpm.tcti, '--state-dir', join(work, 'agent'), '--group', 'default', '--json'];
 
@@ -121,7 +174,31 @@ async function main(): Promise<number> {
     say(`   JWKS fetched; signature, audience "key-broker", expiry (${claims.exp - claims.iat} s) and cnf key all check out`);
     say(`   ${claims.sub}: tpm0 is ${claims.submods['tpm0']?.['ear.status']} under ${claims.submods['tpm0']?.['ear.appraisal-policy-id']}`);
 
-    step(5, "The node's measurements change");
+    step(5, 'A TPM-bound secret is released to the node, which decrypts it');
+    const secretValue = join(work, 'db-password.in');
+    writeFileSync(secretValue, `demo-db-password-${randomBytes(8).toString('hex')}`, { mode: 0o600 });
+    const put = await vouch(['secret', 'put', 'db-password', '--value-file', secretValue, '--group', 'default', '--audience', 'key-broker', '--tpm-bound', '--verifier', v.url, '--token-file', adminToken]);
+    if (put.status !== 0) throw new Error(`vouch secret put failed:\n${put.out}${put.err}`);
+    say('   vouch secret put db-password --group default --audience key-broker --tpm-bound (the value is sent once; only its SHA-256 is in the ledger)');
+    const received = join(work, 'db-password.out');
+    const secretArgs = ['agent', 'secret', 'db-password', '--verifier', v.url, '--tcti', swtpm.tcti, '--state-dir', join(work, 'agent'), '--group', 'default', '--out', received, '--json'];
+    const got = await vouch(secretArgs);
+    if (got.status !== 0) throw new Error(`the secret was not released (exit ${got.status}):\n${got.out}${got.err}`);
+    const released = JSON.parse(got.out.trim().split('\n').pop() as string) as ReleaseJson;
+    const same = readFileSync(received).equals(readFileSync(secretValue));
+    if (!same || released.binding !== 'tpm') throw new Error('the decrypted secret differs from the stored one');
+    say(`   the agent attested again, proved its bound key, got the secret HPKE-sealed to that key and wrapped to its TPM (MakeCredential)`);
+    say(`   → ${bold('RELEASED')} (ledger entry #${released.ledger.seq}); decrypted with the bound key and TPM2_ActivateCredential into a 0600 file,`);
+    say(`     identical to the stored value (SHA-256 ${createHash('sha256').update(readFileSync(received)).digest('hex').slice(0, 16)}…)`);
+
+    step(6, 'The scheduler asks before it starts a job on the node');
+    const admitted = await authorize(v.url, schedulerToken, ok.nodeId);
+    if (admitted.decision !== 'admitted' || admitted.artifact === undefined) throw new Error(`the job was not admitted: ${JSON.stringify(admitted)}`);
+    const admissionClaims = await verifyArtifact(admitted.artifact, { jwks, now: Math.floor(Date.now() / 1000) });
+    say(`   POST /v1/authorize {node, action: "run-job", resource: "gpu-pool"} → ${bold('ADMITTED')} (ledger entry #${admitted.ledger?.seq})`);
+    say(`   signed admission artifact for ${admissionClaims.sub}, valid ${admissionClaims.exp - admissionClaims.iat} s, relying on appraisal #${admitted.appraisal?.seq}`);
+
+    step(7, "The node's measurements change");
     const digest = new Uint8Array(createHash('sha256').update('an unapproved kernel module').digest());
     const tpm = Tpm.open(swtpm.tcti);
     try {
@@ -131,7 +208,7 @@ async function main(): Promise<number> {
     }
     say('   PCR 23 (sha256) extended with the digest of an unapproved component');
 
-    step(6, 'The next attestation is refused');
+    step(8, 'The next attestation is refused');
     const second = await vouch(agentArgs);
     const no = JSON.parse(second.out.trim().split('\n').pop() as string) as AgentJson;
     if (second.status !== 1 || no.decision !== 'contraindicated') throw new Error(`the changed node was not refused:\n${second.out}${second.err}`);
@@ -142,6 +219,18 @@ async function main(): Promise<number> {
       if (f.actual !== undefined) say(`     actual   ${f.actual}`);
     }
     if (!no.failures.some((f) => f.code === 'POLICY_PCR_MISMATCH' && (f.field ?? '').includes('23'))) throw new Error('the refusal does not name PCR 23');
+
+    step(9, 'The secret and the job are refused too');
+    // The release request of step 5, sent again as it was (a replay by anyone who captured it).
+    const replay = await fetch(`${v.url}/v1/secrets/db-password/release`, { method: 'POST', headers: { 'content-type': 'application/json' }, body: JSON.stringify(released.request) });
+    const refusedRelease = (await replay.json()) as RefusalJson;
+    if (refusedRelease.decision !== 'refused') throw new Error(`the release was not refused: ${JSON.stringify(refusedRelease)}`);
+    say(`   the release request of step 5 again → ${bold('REFUSED')} ${replay.status} (ledger entry #${refusedRelease.ledger.seq}):`);
+    for (const f of refusedRelease.failures) say(`   ${f.code}${f.actual !== undefined ? ` (${f.actual})` : ''}`);
+    const refusedJob = await authorize(v.url, schedulerToken, ok.nodeId);
+    if (refusedJob.decision !== 'refused') throw new Error(`the job was admitted after the change: ${JSON.stringify(refusedJob)}`);
+    say(`   the scheduler's admission request → ${bold('REFUSED')} (ledger entry #${refusedJob.ledger?.seq}):`);
+    for (const f of refusedJob.failures ?? []) say(`   ${f.code}`);
 
     say(`\n${bold('Done.')} Every decision above is in the verifier's hash-linked ledger; nothing is left running.`);
     return 0;

@@ -96,7 +96,8 @@ export function registerAdminCommands(program: Command, verifier: Command, io: C
     .option('--policy <file>', 'the release policy (JSON: groups, evidence, trustVector, policyIds, audience, tpmBound)')
     .option('--group <group>', 'a node group allowed to receive it (repeatable; a policy of groups only, without --policy)', collect, [])
     .option('--tpm-bound', 'with --group: release only TPM-bound (only the node’s TPM can recover it)')
-    .action(async (id: string, opts: NodesOptions & { valueFile: string; policy?: string; group: string[]; tpmBound?: boolean }) => {
+    .option('--audience <aud>', "with --group: the audience the broker verifies artifacts as (the group policy's artifact audience)")
+    .action(async (id: string, opts: NodesOptions & { valueFile: string; policy?: string; group: string[]; tpmBound?: boolean; audience?: string }) => {
       const value = readValue(opts.valueFile);
       try {
         const releasePolicy = releasePolicyFrom(opts);
@@ -126,9 +127,9 @@ function readValue(file: string): Uint8Array {
 }
 
 /** The release policy of `secret put`: the --policy file's JSON, or one made of --group (and --tpm-bound). */
-function releasePolicyFrom(o: { policy?: string; group: string[]; tpmBound?: boolean }): unknown {
+function releasePolicyFrom(o: { policy?: string; group: string[]; tpmBound?: boolean; audience?: string }): unknown {
   if (o.policy !== undefined) {
-    if (o.group.length > 0 || o.tpmBound === true) throw new MisuseError('MISUSE_ARGUMENT', '--policy excludes --group and --tpm-bound (put them in the policy file)');
+    if (o.group.length > 0 || o.tpmBound === true || o.audience !== undefined) throw new MisuseError('MISUSE_ARGUMENT', '--policy excludes --group, --tpm-bound and --audience (put them in the policy file)');
     let text: string;
     try {
       text = readFileSync(o.policy, 'utf8');
@@ -142,5 +143,5 @@ function releasePolicyFrom(o: { policy?: string; group: string[]; tpmBound?: boo
     }
   }
   if (o.group.length === 0) throw new MisuseError('MISUSE_ARGUMENT', 'give a release policy: --policy FILE, or --group GROUP (repeatable)');
-  return { groups: o.group, ...(o.tpmBound === true ? { tpmBound: true } : {}) };
+  return { groups: o.group, ...(o.audience !== undefined ? { audience: o.audience } : {}), ...(o.tpmBound === true ? { tpmBound: true } : {}) };
 }
