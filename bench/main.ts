@@ -12,11 +12,13 @@
  *    next to its two bare P-256 verifications, and the cold path.
  * 3. HTTP end to end (issue #3): autocannon on loopback posting CBOR evidence to
  *    /v1/attestations; throughput and p50/p99 latency.
+ * 8. Key release and job admission over HTTP (issue #7, bench/release.ts): requests per second
+ *    and p50/p99 latency of POST /v1/secrets/{id}/release and POST /v1/authorize.
  * Targets (goals, printed next to the figures): ratios ≥ 60 %, HTTP ≥ 3,000/s with p99 < 20 ms.
  * Knobs: BENCH_ONLY (parts), BENCH_IN_FLIGHT (part 2), BENCH_HTTP_CONNECTIONS and BENCH_HTTP_REQUESTS
  * (part 3), BENCH_PROF_DIR (a CPU profile of the HTTP server under load).
  */
-import { constants as C, createHash, generateKeyPairSync, randomBytes, verify as cryptoVerify } from 'node:crypto';
+import { constants as C, randomBytes, verify as cryptoVerify } from 'node:crypto';
 import { spawn } from 'node:child_process';
 import { mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { fileURLToPath } from 'node:url';
@@ -26,23 +28,17 @@ import { join } from 'node:path';
 import autocannon from 'autocannon';
 import { provisionSwtpm, startSwtpm } from '../swtpm/index.js';
 import { Tpm } from '../native/index.js';
-import { TPM_ALG, decodeTpmtSignature, encodeTpmtPublic, pcrSelection, type TpmtSignature } from '../src/tpm/abi/index.js';
+import { TPM_ALG, decodeTpmtSignature, pcrSelection, type TpmtSignature } from '../src/tpm/abi/index.js';
 import { importTpmPublic, verifyQuote, padTo, type TpmVerifyKey } from '../src/tpm/verify/index.js';
-import { SqliteStore } from '../src/store/index.js';
-import { ArtifactSigner, issueArtifact, toPublicJwk } from '../src/artifact/index.js';
-import { parsePolicy } from '../src/policy/index.js';
-import { trustStoreFromCerts } from '../src/tpm/ek/index.js';
-import { VerifierService, defaultRandom } from '../src/verifier/service.js';
+import { issueArtifact, toPublicJwk } from '../src/artifact/index.js';
 import { buildApp } from '../src/verifier/app.js';
-import { decodeEvidenceCborWithDigest, encodeEvidenceCbor, type Evidence, type TpmNodeEvidence } from '../src/evidence/envelope.js';
-import { tpmQualifyingData } from '../src/evidence/binding.js';
-import { fromBase64Url } from '../src/lib/bytes.js';
-import { syntheticAk, syntheticQuote, type SyntheticAk } from '../test/helpers/synthetic.js';
+import { decodeEvidenceCborWithDigest, encodeEvidenceCbor, type TpmNodeEvidence } from '../src/evidence/envelope.js';
+import { boundKey, evidenceFor, fixture } from './fixture.js';
+import { MAIN_SCRIPT, releaseBench, serveRelease } from './release.js';
 import { eventlogBench } from './eventlog.js';
 import { imaBench } from './ima.js';
 import { snpBench } from './snp.js';
 import { tdxBench } from './tdx.js';
-import { tpmName } from '../src/tpm/name.js';
 import { compareRates } from './measure.js';
 
 const out = (s = ''): void => void process.stdout.write(`${s}\n`);
@@ -99,54 +95,6 @@ async function quoteBench(work: string): Promise<void> {
     tpm.close();
     await sw.stop();
   }
-}
-
-interface Fixture {
-  service: VerifierService;
-  store: SqliteStore;
-  signer: ArtifactSigner;
-  nodes: Array<{ nodeId: string; ak: SyntheticAk; clock: bigint }>;
-  pcrValue: Uint8Array;
-}
-
-async function fixture(dir: string, nodeCount: number): Promise<Fixture> {
-  const store = await SqliteStore.open({ dataDir: dir });
-  const signer = await ArtifactSigner.open(dir);
-  const pcrValue = new Uint8Array(createHash('sha256').update('bench').digest());
-  const hex = Buffer.from(pcrValue).toString('hex');
-  const policy = parsePolicy(
-    `apiVersion: vouch/v1\nkind: AttestationPolicy\nid: bench\ntpm:\n  banks: [sha256]\n  pcrs:\n    sha256:\n${Array.from({ length: 8 }, (_, i) => `      "${i}": ["${hex}"]`).join('\n')}\nartifact:\n  lifetimeSeconds: 300\n`,
-    'yaml',
-  );
-  let t = Date.now();
-  const service = new VerifierService(
-    { verifierId: 'bench', groups: new Map([['default', policy]]), ekTrust: trustStoreFromCerts([]), requireEkCertificate: false, challengeTtlMs: 3_600_000, enrollmentTtlMs: 60_000, maxActivationAttempts: 3 },
-    { store, signer, clock: () => t++, random: defaultRandom },
-  );
-  await service.installPolicies();
-  const nodes: Fixture['nodes'] = [];
-  const ak = syntheticAk('ecc');
-  for (let i = 0; i < nodeCount; i++) {
-    // One AK per node would cost key generation only; the verification work is the same.
-    const nodeAk = i === 0 ? ak : syntheticAk('ecc');
-    const nodeId = `bench-${i}`;
-    await store.enrollNode({ nodeId, group: 'default', ekPublic: new Uint8Array([1]), ekCert: null, akPublic: encodeTpmtPublic(nodeAk.public), akName: tpmName(nodeAk.public), enrolledAt: t });
-    nodes.push({ nodeId, ak: nodeAk, clock: 1000n });
-  }
-  return { service, store, signer, nodes, pcrValue };
-}
-
-const boundKey = new Uint8Array(generateKeyPairSync('ec', { namedCurve: 'P-256' }).publicKey.export({ format: 'der', type: 'spki' }));
-
-/** Creates a challenge through the service and the evidence an honest node would send for it. */
-async function evidenceFor(f: Fixture, i: number): Promise<TpmNodeEvidence> {
-  const node = f.nodes[i % f.nodes.length]!;
-  const ch = await f.service.challenge(node.nodeId);
-  const pcrs = new Map([[TPM_ALG.SHA256, new Map(Array.from({ length: 8 }, (_, k) => [k, f.pcrValue] as const))]]);
-  node.clock += 10n;
-  const sel = pcrSelection([{ hashAlg: TPM_ALG.SHA256, pcrs: ch.pcrSelection[0]!.pcrs }]);
-  const q = syntheticQuote(node.ak, tpmQualifyingData(fromBase64Url(ch.nonce), boundKey), pcrs, sel, { clock: node.clock, resetCount: 1 });
-  return { version: 1, challengeId: ch.challengeId, nodeId: node.nodeId, boundKey, tpm: { attest: q.attest, signature: q.signature, pcrs } };
 }
 
 async function appraisalBench(work: string): Promise<void> {
@@ -342,11 +290,13 @@ async function injectBench(work: string): Promise<void> {
 async function main(): Promise<void> {
   const serveAt = process.argv.indexOf('--serve');
   if (serveAt !== -1) return serve(process.argv[serveAt + 1] as string);
+  const serveReleaseAt = process.argv.indexOf('--serve-release');
+  if (serveReleaseAt !== -1) return serveRelease(process.argv[serveReleaseAt + 1] as string, out);
   const work = mkdtempSync(join(tmpdir(), 'vouch-bench-'));
   try {
     out(`vouch benchmarks — node ${process.version}, ${new Date().toISOString()}`);
     // BENCH_ONLY=1,3 runs a subset (for profiling one part).
-    const only = (process.env['BENCH_ONLY'] ?? '1,2,3,4,5,6,7').split(',');
+    const only = (process.env['BENCH_ONLY'] ?? '1,2,3,4,5,6,7,8').split(',');
     if (only.includes('1')) await quoteBench(work);
     if (only.includes('2')) await appraisalBench(work);
     if (only.includes('inject')) await injectBench(work);
@@ -355,6 +305,7 @@ async function main(): Promise<void> {
     if (only.includes('6')) await snpBench(out);
     if (only.includes('7')) await tdxBench(out);
     if (only.includes('3')) await httpBench(work);
+    if (only.includes('8')) await releaseBench(work, out, MAIN_SCRIPT);
   } finally {
     rmSync(work, { recursive: true, force: true });
   }
