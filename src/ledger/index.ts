@@ -1,6 +1,7 @@
 /**
- * The lineage ledger: the version 1 entry format (canonical CBOR, SHA-256 hash chain) and its
- * offline verification. Pure functions only; storage lives in src/store.
+ * The lineage ledger: the version 1 entry format (canonical CBOR, SHA-256 hash chain), its
+ * offline verification, and the RFC 9162 Merkle tree over the entries (roots, inclusion and
+ * consistency proofs). Pure functions only; storage lives in src/store.
  */
 export {
   DECISION_KINDS,
@@ -27,3 +28,17 @@ export {
   type ChainRow,
   type ChainVerification,
 } from './chain.js';
+export {
+  MERKLE_EMPTY_ROOT,
+  MERKLE_HASH_LENGTH,
+  MERKLE_TREE_MAX_LEAVES,
+  MerkleTree,
+  merkleConsistencyProof,
+  merkleInclusionProof,
+  merkleLeafHash,
+  merkleNodeHash,
+  merkleRoot,
+  verifyMerkleConsistency,
+  verifyMerkleInclusion,
+  type MerkleProofVerification,
+} from './merkle.js';
