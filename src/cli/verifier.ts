@@ -19,6 +19,8 @@ export interface VerifierStartOptions {
   admission?: string;
   /** --secrets-key-file: the secrets master key (32 bytes, mode 0600). */
   secretsKeyFile?: string;
+  /** --webhooks: a JSON file of webhook subscriptions for node events. */
+  webhooks?: string;
   /** --snp-kds-cache: the KDS collateral cache directory. */
   snpKdsCache?: string;
   /** --snp-kds-url: KDS base URL (a mirror or proxy). */
@@ -42,15 +44,24 @@ export interface VerifierStartOptions {
 /**
  * The SEV-SNP collateral flags of `vouch verifier start`. Any of them turns AMD KDS on: a report
  * whose certificate table lacks the VCEK or the ASK/ARK gets them from KDS (cached), and the CRL
- * always comes from KDS or its cache.
+ * always comes from KDS or its cache. Also declares `--tdx-collateral` and, through
+ * {@link withWebhookOptions}, `--webhooks`.
  */
 export function withSnpKdsOptions(c: Command): Command {
-  return c
+  return withWebhookOptions(c)
     .option('--snp-kds-cache <dir>', 'SEV-SNP: cache of AMD KDS collateral (VCEK, ASK/ARK, CRL); default <data-dir>/snp-collateral')
     .option('--snp-kds-url <url>', 'SEV-SNP: AMD KDS base URL (default https://kdsintf.amd.com; a mirror or proxy)')
     .option('--snp-kds-offline', 'SEV-SNP: never ask KDS; collateral only from the cache and --snp-collateral-bundle')
     .option('--snp-collateral-bundle <file>', 'SEV-SNP: import a collateral bundle (JSON or directory) into the KDS cache at start')
     .option('--tdx-collateral <path>', 'Intel TDX: collateral directory (tcb_info.json, qe_identity.json, CRLs, issuer chains) or dcap-qvl collateral.json; without it TDX evidence is refused');
+}
+
+/**
+ * `--webhooks FILE` of `vouch verifier start` (declared with the KDS flags, which the start
+ * command already takes from this file).
+ */
+export function withWebhookOptions(c: Command): Command {
+  return c.option('--webhooks <file>', 'node events as signed webhooks (Standard Webhooks), JSON: { webhooks: [{ id, url, secretFile, events?, groups? }], delivery? }');
 }
 
 /**
@@ -127,6 +138,11 @@ function tdxConfig(o: Pick<VerifierStartOptions, 'tdxCollateral' | 'tdxPcsCache'
   return o.tdxCollateral !== undefined ? { collateral: { path: tdxCollateralPath(o.tdxCollateral) } } : undefined;
 }
 
+function webhooksPath(p: string): string {
+  if (p.trim() === '') throw new MisuseError('MISUSE_ARGUMENT', '--webhooks needs a path', { field: '--webhooks' });
+  return p;
+}
+
 function tdxCollateralPath(p: string): string {
   if (p.trim() === '') throw new MisuseError('MISUSE_ARGUMENT', '--tdx-collateral needs a path', { field: '--tdx-collateral' });
   return p;
@@ -169,6 +185,7 @@ export function verifierConfig(o: VerifierStartOptions): ServerConfig {
     // The heartbeat decision every 60 s (GET /v1/heartbeat); tokens from {dataDir}/tokens.json.
     heartbeatSeconds: 60,
     ...(o.secretsKeyFile !== undefined ? { secretsKeyFile: o.secretsKeyFile } : {}),
+    ...(o.webhooks !== undefined ? { webhooksFile: webhooksPath(o.webhooks) } : {}),
     ...(o.admission !== undefined ? { admission: readAdmissionFile(o.admission) } : {}),
     ...(kds !== undefined ? { snp: { kds } } : {}),
     ...(tdx !== undefined ? { tdx } : {}),

@@ -194,6 +194,11 @@ export const ERRORS = {
   ADMISSION_CONFIG_INVALID: spec('misuse', 400, 'the admission configuration is not valid (resources with groups, actions, maxAgeSeconds; optional requireSubmods, trustVector)'),
   HEARTBEAT_MISSING: spec('unavailable', 503, 'the verifier has recorded no heartbeat: relying parties must not treat its nodes as attested'),
 
+  // --- node event webhooks (src/verifier/webhooks.ts) ------------------------------------------
+  WEBHOOK_SIGNATURE_INVALID: spec('verification-failed', 401, 'a webhook-id, webhook-timestamp or webhook-signature header is missing or malformed, or no v1 signature of webhook-signature is the HMAC-SHA256 of id.timestamp.body under the secret'),
+  WEBHOOK_TIMESTAMP_OUT_OF_TOLERANCE: spec('verification-failed', 401, 'the webhook is signed, but its webhook-timestamp is further from now than the tolerance allows: a replay, or a clock out of step'),
+  WEBHOOK_DELIVERY_FAILED: spec('unavailable', 503, 'a webhook receiver could not be reached, did not answer in time, or answered with a status other than 2xx'),
+
   // --- IMA (src/eventlog/ima) ---------------------------------------------------------------
   IMA_TEMPLATE_UNSUPPORTED: spec('malformed', 400, 'an IMA entry uses a template vouch does not decode (ima, ima-ng, ima-sig, ima-buf, ima-modsig)'),
   IMA_TEMPLATE_HASH_MISMATCH: spec('verification-failed', 422, "an IMA entry's template hash is not the digest of its template data"),

@@ -19,7 +19,8 @@
  *   GET  /v1/nodes/:id                    one node (admin, operator)
  *   POST /v1/nodes/:id/revoke             {reason} → revoked, recorded (admin, operator)
  *   POST /v1/nodes/:id/readmit            {reason} → re-admitted, untrusted until it attests (admin, operator)
- *   GET  /v1/events                       node state changes as server-sent events (admin, operator)
+ *   GET  /v1/events                       node state changes as server-sent events (admin, operator); the same
+ *                                         events go to the configured webhooks (./webhooks.ts), `stale` from ./stale.ts
  *   POST /v1/authorize                    {node, action, resource} → admission artifact or refusal (relying-party)
  */
 import Fastify, { type FastifyInstance, type FastifyServerOptions } from 'fastify';
@@ -36,6 +37,17 @@ import { Heartbeat, lastHeartbeat, type HeartbeatTimers } from './heartbeat.js';
 import { SecretBroker } from '../secrets/broker.js';
 import type { SecretsMasterKey } from '../secrets/at-rest.js';
 import { registerSecretRoutes } from './secrets-routes.js';
+import { StaleWatcher, type StaleTimers } from './stale.js';
+import { WebhookDispatcher, type WebhookConfig } from './webhooks.js';
+
+declare module 'fastify' {
+  interface FastifyInstance {
+    /** The webhook deliveries of {@link AppOptions.webhooks} (counters), or null. */
+    webhooks: WebhookDispatcher | null;
+    /** The stale watcher of {@link AppOptions.staleCheck}, or null. */
+    staleWatcher: StaleWatcher | null;
+  }
+}
 
 const B64 = Type.String({ pattern: '^[A-Za-z0-9_-]*$', maxLength: 16384 });
 
@@ -91,6 +103,10 @@ export interface AppOptions {
   readonly admission?: AdmissionConfig;
   /** The secrets master key; absent: no secret routes (see ./secrets-routes.ts). */
   readonly secretsKey?: SecretsMasterKey;
+  /** Node events delivered as signed webhooks (see ./webhooks.ts); absent: none. */
+  readonly webhooks?: WebhookConfig;
+  /** Publish `stale` events, checking at this period (see ./stale.ts); absent: no stale events. */
+  readonly staleCheck?: { readonly periodMs: number; readonly timers?: StaleTimers };
 }
 
 /** Never log a bearer token: pino redaction of the header wherever a request is serialised. */
@@ -289,6 +305,32 @@ export async function buildApp(service: VerifierService, opts: AppOptions = {}):
   if (heartbeat !== undefined) {
     app.addHook('onReady', async () => heartbeat.start());
     app.addHook('onClose', async () => heartbeat.stop());
+  }
+
+  // Continuous attestation: webhooks for the bus's events (subscribed first, so they see `stale`
+  // too), and the stale watcher.
+  const webhooks = opts.webhooks === undefined ? null : new WebhookDispatcher({ config: opts.webhooks, verifierId: service.settings.verifierId, clock, log: app.log });
+  const staleWatcher =
+    opts.staleCheck === undefined
+      ? null
+      : new StaleWatcher({
+          store: service.deps.store,
+          nodes,
+          events: service.events,
+          clock,
+          periodMs: opts.staleCheck.periodMs,
+          ...(opts.staleCheck.timers !== undefined ? { timers: opts.staleCheck.timers } : {}),
+          onError: (e) => app.log.error({ err: e }, 'stale check failed'),
+        });
+  app.decorate('webhooks', webhooks);
+  app.decorate('staleWatcher', staleWatcher);
+  if (webhooks !== null) {
+    app.addHook('onReady', async () => webhooks.start(service.events));
+    app.addHook('onClose', async () => webhooks.stop());
+  }
+  if (staleWatcher !== null) {
+    app.addHook('onReady', async () => staleWatcher.start());
+    app.addHook('onClose', async () => staleWatcher.stop());
   }
 
   // currentJwks picks up a rotation made by `vouch verifier rotate-key` while the verifier runs.

@@ -5,19 +5,30 @@
  * and a listener that throws is removed, so a broken subscriber never blocks a decision.
  */
 
+/**
+ * What happened to a node. `stale` is published by the stale watcher (./stale.ts) when a trusted
+ * node's re-attestation deadline passes; every other type by the decision that caused it.
+ */
+export const NODE_EVENT_TYPES = ['enrolled', 'trusted', 'untrusted', 'stale', 'revoked', 'readmitted'] as const;
+
 /** What happened to a node. */
-export type NodeEventType = 'enrolled' | 'trusted' | 'untrusted' | 'revoked' | 'readmitted';
+export type NodeEventType = (typeof NODE_EVENT_TYPES)[number];
 
 /** One state change, with the ledger position of the decision that caused it. */
 export interface NodeEvent {
   readonly type: NodeEventType;
   readonly nodeId: string;
   readonly group: string;
-  /** Ledger sequence number and hash (hex) of the decision. */
+  /**
+   * Ledger sequence number and hash (hex) of the decision. For `stale` no decision is recorded:
+   * these are the node's last (affirming) appraisal, the decision whose freshness ran out.
+   */
   readonly seq: number;
   readonly hash: string;
-  /** Decision time, epoch milliseconds. */
+  /** Decision time, epoch milliseconds (for `stale`, the time of that appraisal). */
   readonly time: number;
+  /** `stale` only: the deadline that passed (appraisal time + interval × deadline multiple), epoch milliseconds. */
+  readonly deadline?: number;
 }
 
 /** A subscriber. */

@@ -20,6 +20,8 @@ import { KdsClient, defaultFetcher, type BundleImportSummary, type Fetcher, type
 import type { SnpKdsSettings } from './snp-collateral.js';
 import type { TdxCollateralSource, TdxSettings } from './tdx-collateral.js';
 import { PcsClient, defaultPcsFetcher, type PcsBundleImportSummary } from '../tdx/collateral.js';
+import { loadWebhookConfig } from './webhooks.js';
+import { DEFAULT_STALE_CHECK_MS } from './stale.js';
 
 /** Everything a verifier process is configured with. */
 export interface ServerConfig {
@@ -46,6 +48,10 @@ export interface ServerConfig {
   readonly heartbeatSeconds?: number;
   /** Job admission rules (`admission: { resources: {...} }`, checked by parseAdmissionConfig); absent: every admission refused. */
   readonly admission?: unknown;
+  /** Node events as signed webhooks: a JSON file `{ webhooks: [{id, url, secretFile, events?, groups?}], delivery? }` (see ./webhooks.ts). */
+  readonly webhooksFile?: string;
+  /** Period of the check for nodes past their deadline (`stale` events), in seconds; absent: 10; 0: none. */
+  readonly staleCheckSeconds?: number;
   /** Re-attestation interval and deadline multiple for every group (default 300 s × 3). */
   readonly reattestation?: { readonly intervalSeconds: number; readonly deadlineMultiple: number };
   readonly logLevel: 'silent' | 'error' | 'warn' | 'info' | 'debug';
@@ -183,6 +189,8 @@ export async function startServer(cfg: ServerConfig): Promise<RunningVerifier> {
   // Before the store opens: a bad bundle stops the start with nothing to clean up.
   const kds = cfg.snp?.kds === undefined ? undefined : await openKds(cfg.dataDir, cfg.snp.kds);
   const tdx = cfg.tdx === undefined ? undefined : await openTdx(cfg.dataDir, cfg.tdx);
+  const webhooks = cfg.webhooksFile === undefined ? undefined : loadWebhookConfig(cfg.webhooksFile);
+  const staleMs = cfg.staleCheckSeconds === undefined ? DEFAULT_STALE_CHECK_MS : cfg.staleCheckSeconds * 1000;
   const store = await SqliteStore.open({ dataDir: cfg.dataDir });
   try {
     const signer = await ArtifactSigner.open(cfg.dataDir);
@@ -218,6 +226,8 @@ export async function startServer(cfg: ServerConfig): Promise<RunningVerifier> {
       ...(cfg.reattestation !== undefined ? { nodes: { defaultReattestation: { intervalMs: cfg.reattestation.intervalSeconds * 1000, deadlineMultiple: cfg.reattestation.deadlineMultiple } } } : {}),
       ...(cfg.heartbeatSeconds !== undefined && cfg.heartbeatSeconds > 0 ? { heartbeat: { periodMs: cfg.heartbeatSeconds * 1000 } } : {}),
       ...(cfg.admission !== undefined ? { admission: parseAdmissionConfig(cfg.admission) } : {}),
+      ...(webhooks !== undefined ? { webhooks } : {}),
+      ...(staleMs > 0 ? { staleCheck: { periodMs: staleMs } } : {}),
     });
     if (kds?.imported !== undefined) app.log.info({ snpCollateralBundle: kds.imported }, 'SEV-SNP collateral bundle imported into the KDS cache');
     if (tdx?.imported !== undefined) app.log.info({ tdxCollateralBundle: tdx.imported }, 'TDX collateral bundle imported into the PCS cache');
