@@ -4,9 +4,16 @@
  * checksum differs, or that has a version this code does not know, is refused
  * (STORE_SCHEMA_MISMATCH) rather than used. Never edit an applied migration; add the next one.
  *
- * Each migration holds one SQL text per dialect with the same tables and columns; the
- * PostgreSQL store adds its `postgres` text under the same version numbers (BLOB → BYTEA,
- * INTEGER → BIGINT), so both stores share one schema.
+ * Each migration holds one SQL text per dialect with the same tables, columns, constraints and
+ * indexes under the same version number: `sqlite` for SqliteStore, `postgres` for PostgresStore
+ * (BLOB → BYTEA, INTEGER → BIGINT, `length()` of a blob → `octet_length()`, the append-only
+ * triggers as a plpgsql function that raises). Each store records and checks the checksum of its
+ * own dialect's text. Adding a version means adding both texts and one line to {@link MIGRATIONS}.
+ *
+ * PostgreSQL specifics: the text keys that are listed in order (`nodes.node_id`,
+ * `secrets.secret_id`) use the "C" collation, so `ORDER BY` and `>` compare code points as
+ * SQLite's BINARY collation does, whatever the database's locale; the append-only rule also
+ * refuses TRUNCATE, which bypasses row triggers.
  *
  * Column conventions: times are INTEGER epoch milliseconds supplied by the caller; binary
  * values are BLOB; the TPM clock (a UINT64) is TEXT in decimal, so no precision is lost.
@@ -17,7 +24,10 @@ import { createHash } from 'node:crypto';
 export interface Migration {
   readonly version: number;
   readonly name: string;
+  /** The SQL for SQLite (the embedded store). Never edit one that has been released. */
   readonly sqlite: string;
+  /** The same step for PostgreSQL (src/store/postgres.ts). Never edit one that has been released. */
+  readonly postgres: string;
 }
 
 /** The SHA-256 (hex) of a migration's SQL, recorded when it is applied. */
@@ -29,6 +39,15 @@ export function migrationChecksum(sql: string): string {
 export const SCHEMA_MIGRATIONS_SQLITE = `
 CREATE TABLE IF NOT EXISTS schema_migrations (
   version  INTEGER PRIMARY KEY,
+  name     TEXT NOT NULL,
+  checksum TEXT NOT NULL
+);
+`;
+
+/** PostgreSQL's `schema_migrations` (created, under the migration lock, before any migration runs). */
+export const SCHEMA_MIGRATIONS_POSTGRES = `
+CREATE TABLE IF NOT EXISTS schema_migrations (
+  version  BIGINT PRIMARY KEY,
   name     TEXT NOT NULL,
   checksum TEXT NOT NULL
 );
@@ -112,6 +131,91 @@ CREATE TRIGGER decisions_append_only_delete BEFORE DELETE ON decisions
 BEGIN SELECT RAISE(ABORT, 'the decision ledger is append-only'); END;
 `;
 
+const V1_POSTGRES = `
+CREATE TABLE nodes (
+  node_id        TEXT COLLATE "C" PRIMARY KEY,
+  group_name     TEXT NOT NULL,
+  ek_public      BYTEA NOT NULL,
+  ek_cert        BYTEA,
+  ak_public      BYTEA NOT NULL,
+  ak_name        BYTEA NOT NULL UNIQUE,
+  enrolled_at    BIGINT NOT NULL,
+  reset_count    BIGINT,
+  restart_count  BIGINT,
+  clock          TEXT,
+  last_quote_at  BIGINT,
+  updated_at     BIGINT NOT NULL,
+  CHECK ((reset_count IS NULL) = (restart_count IS NULL)
+     AND (reset_count IS NULL) = (clock IS NULL)
+     AND (reset_count IS NULL) = (last_quote_at IS NULL))
+);
+CREATE INDEX nodes_group ON nodes (group_name);
+
+CREATE TABLE pending_enrollments (
+  enrollment_id  TEXT PRIMARY KEY,
+  node_id        TEXT NOT NULL,
+  group_name     TEXT NOT NULL,
+  ek_public      BYTEA NOT NULL,
+  ek_cert        BYTEA,
+  ak_public      BYTEA NOT NULL,
+  ak_name        BYTEA NOT NULL,
+  secret_sha256  BYTEA NOT NULL CHECK (octet_length(secret_sha256) = 32),
+  created_at     BIGINT NOT NULL,
+  expires_at     BIGINT NOT NULL,
+  attempts       BIGINT NOT NULL DEFAULT 0
+);
+CREATE INDEX pending_enrollments_expires ON pending_enrollments (expires_at);
+
+CREATE TABLE challenges (
+  challenge_id   TEXT PRIMARY KEY,
+  node_id        TEXT NOT NULL REFERENCES nodes (node_id) ON DELETE CASCADE,
+  nonce          BYTEA NOT NULL,
+  params         BYTEA NOT NULL,
+  created_at     BIGINT NOT NULL,
+  expires_at     BIGINT NOT NULL,
+  consumed_at    BIGINT
+);
+CREATE INDEX challenges_node ON challenges (node_id);
+CREATE INDEX challenges_expires ON challenges (expires_at);
+
+CREATE TABLE policies (
+  digest         TEXT PRIMARY KEY CHECK (length(digest) = 64),
+  policy_id      TEXT NOT NULL,
+  document       TEXT NOT NULL,
+  created_at     BIGINT NOT NULL
+);
+
+CREATE TABLE policy_assignments (
+  group_name     TEXT PRIMARY KEY,
+  policy_digest  TEXT NOT NULL REFERENCES policies (digest),
+  assigned_at    BIGINT NOT NULL
+);
+
+CREATE TABLE decisions (
+  seq            BIGINT PRIMARY KEY CHECK (seq >= 1),
+  kind           TEXT NOT NULL,
+  node_id        TEXT,
+  outcome        TEXT NOT NULL,
+  decided_at     BIGINT NOT NULL,
+  entry          BYTEA NOT NULL,
+  prev_hash      BYTEA NOT NULL CHECK (octet_length(prev_hash) = 32),
+  hash           BYTEA NOT NULL UNIQUE CHECK (octet_length(hash) = 32)
+);
+CREATE INDEX decisions_node ON decisions (node_id, seq);
+
+CREATE FUNCTION decisions_append_only() RETURNS trigger LANGUAGE plpgsql AS $$
+BEGIN
+  RAISE EXCEPTION 'the decision ledger is append-only';
+END;
+$$;
+CREATE TRIGGER decisions_append_only_update BEFORE UPDATE ON decisions
+  FOR EACH ROW EXECUTE FUNCTION decisions_append_only();
+CREATE TRIGGER decisions_append_only_delete BEFORE DELETE ON decisions
+  FOR EACH ROW EXECUTE FUNCTION decisions_append_only();
+CREATE TRIGGER decisions_append_only_truncate BEFORE TRUNCATE ON decisions
+  FOR EACH STATEMENT EXECUTE FUNCTION decisions_append_only();
+`;
+
 /**
  * Version 2: the running IMA state per node, so a re-attestation sends and replays only the
  * measurement-list entries since the last accepted one. `pcr10` is canonical CBOR
@@ -126,6 +230,17 @@ CREATE TABLE ima_state (
   pcr10          BLOB NOT NULL,
   violations     INTEGER NOT NULL CHECK (violations >= 0),
   updated_at     INTEGER NOT NULL
+);
+`;
+
+const V2_POSTGRES = `
+CREATE TABLE ima_state (
+  node_id        TEXT PRIMARY KEY REFERENCES nodes (node_id),
+  reset_count    BIGINT NOT NULL CHECK (reset_count >= 0),
+  entries        BIGINT NOT NULL CHECK (entries >= 0),
+  pcr10          BYTEA NOT NULL,
+  violations     BIGINT NOT NULL CHECK (violations >= 0),
+  updated_at     BIGINT NOT NULL
 );
 `;
 
@@ -161,6 +276,22 @@ CREATE TABLE pending_snp_enrollments (
 CREATE INDEX pending_snp_enrollments_expires ON pending_snp_enrollments (expires_at);
 `;
 
+const V3_POSTGRES = `
+ALTER TABLE nodes ADD COLUMN kind TEXT NOT NULL DEFAULT 'tpm' CHECK (kind IN ('tpm','snp'));
+ALTER TABLE nodes ADD COLUMN node_key BYTEA;
+
+CREATE TABLE pending_snp_enrollments (
+  enrollment_id  TEXT PRIMARY KEY,
+  node_id        TEXT NOT NULL,
+  group_name     TEXT NOT NULL,
+  node_key       BYTEA NOT NULL,
+  nonce          BYTEA NOT NULL CHECK (octet_length(nonce) >= 16),
+  created_at     BIGINT NOT NULL,
+  expires_at     BIGINT NOT NULL
+);
+CREATE INDEX pending_snp_enrollments_expires ON pending_snp_enrollments (expires_at);
+`;
+
 /**
  * Version 4: operator revocation and the verifier heartbeat.
  *
@@ -171,6 +302,12 @@ CREATE INDEX pending_snp_enrollments_expires ON pending_snp_enrollments (expires
  */
 const V4_SQLITE = `
 ALTER TABLE nodes ADD COLUMN revoked_at INTEGER;
+ALTER TABLE nodes ADD COLUMN revoked_reason TEXT CHECK (revoked_reason IS NULL OR length(revoked_reason) BETWEEN 1 AND 512);
+CREATE INDEX decisions_kind ON decisions (kind, seq);
+`;
+
+const V4_POSTGRES = `
+ALTER TABLE nodes ADD COLUMN revoked_at BIGINT;
 ALTER TABLE nodes ADD COLUMN revoked_reason TEXT CHECK (revoked_reason IS NULL OR length(revoked_reason) BETWEEN 1 AND 512);
 CREATE INDEX decisions_kind ON decisions (kind, seq);
 `;
@@ -194,11 +331,23 @@ CREATE TABLE secrets (
 );
 `;
 
+const V5_POSTGRES = `
+CREATE TABLE secrets (
+  secret_id      TEXT COLLATE "C" PRIMARY KEY CHECK (length(secret_id) BETWEEN 1 AND 64),
+  tenant         TEXT,
+  ciphertext     BYTEA NOT NULL CHECK (octet_length(ciphertext) >= 16),
+  nonce          BYTEA NOT NULL CHECK (octet_length(nonce) = 12),
+  release_policy TEXT NOT NULL,
+  created_at     BIGINT NOT NULL,
+  updated_at     BIGINT NOT NULL
+);
+`;
+
 /** Every migration, in version order (dense, from 1). */
 export const MIGRATIONS: readonly Migration[] = [
-  { version: 1, name: 'initial schema', sqlite: V1_SQLITE },
-  { version: 2, name: 'IMA state per node', sqlite: V2_SQLITE },
-  { version: 3, name: 'SNP-only nodes', sqlite: V3_SQLITE },
-  { version: 4, name: 'node revocation and heartbeat', sqlite: V4_SQLITE },
-  { version: 5, name: 'key broker secrets', sqlite: V5_SQLITE },
+  { version: 1, name: 'initial schema', sqlite: V1_SQLITE, postgres: V1_POSTGRES },
+  { version: 2, name: 'IMA state per node', sqlite: V2_SQLITE, postgres: V2_POSTGRES },
+  { version: 3, name: 'SNP-only nodes', sqlite: V3_SQLITE, postgres: V3_POSTGRES },
+  { version: 4, name: 'node revocation and heartbeat', sqlite: V4_SQLITE, postgres: V4_POSTGRES },
+  { version: 5, name: 'key broker secrets', sqlite: V5_SQLITE, postgres: V5_POSTGRES },
 ];

@@ -24,12 +24,39 @@ import { mkdirSync } from 'node:fs';
 import { createHash } from 'node:crypto';
 import * as path from 'node:path';
 import Database from 'better-sqlite3';
-import { decodeStrict, encodeCanonical, type CborObject } from '../lib/cbor.js';
-import { MisuseError, UnavailableError, isVouchError } from '../lib/errors.js';
+import { encodeCanonical } from '../lib/cbor.js';
+import { UnavailableError, isVouchError } from '../lib/errors.js';
 import { DECISION_KINDS, GENESIS_PREV, buildLedgerEntry, type DecisionKind } from '../ledger/entry.js';
+import {
+  HEX64_RE,
+  MAX_LIST,
+  PARAMS_LIMITS,
+  SECRET_ID_RE,
+  checkBytes,
+  checkCounters,
+  checkId,
+  checkTime,
+  checkU32,
+  challengeFromRow,
+  colBlob,
+  colInt,
+  colText,
+  decisionFromRow,
+  encodePcr10,
+  imaFromRow,
+  misuse,
+  nodeFromRow,
+  nodeIdentity,
+  pendingFromRow,
+  pendingSnpFromRow,
+  policyFromRow,
+  sameIma,
+  secretFromRow,
+  type LedgerOp,
+  type Row,
+} from './checks.js';
 import { recordedDecision } from './commit.js';
 import { MIGRATIONS, SCHEMA_MIGRATIONS_SQLITE, migrationChecksum } from './migrations.js';
-import { SNP_AK_NAME_PREFIX } from './types.js';
 import type {
   SecretRecord,
   AppendedDecision,
@@ -48,7 +75,6 @@ import type {
   NewChallenge,
   NewNode,
   NewPendingEnrollment,
-  NodeKind,
   NodeRecord,
   NodeRevocationResult,
   PendingEnrollment,
@@ -79,294 +105,8 @@ export interface SqliteStoreOptions {
 /** Default database file name in the data directory. */
 export const SQLITE_DEFAULT_FILE = 'vouch.sqlite';
 
-const MAX_LIST = 10_000;
-const MAX_ID = 256;
-const U32_MAX = 0xffff_ffff;
-const U64_MAX = 0xffff_ffff_ffff_ffffn;
-const HEX64_RE = /^[0-9a-f]{64}$/;
-/** Limits for decoding stored challenge parameters (written by us, still decoded strictly). */
-const PARAMS_LIMITS = { name: 'challenges.params', maxBytes: 64 * 1024, maxDepth: 16, maxItems: 4096 } as const;
-
-type Row = Record<string, unknown>;
-
-// --- input checks (a caller bug is a MisuseError, before the database is touched) -------------
-
-function misuse(message: string): MisuseError {
-  return new MisuseError('MISUSE_ARGUMENT', `store: ${message}`);
-}
-
-function checkId(v: unknown, name: string): string {
-  if (typeof v !== 'string' || v.length === 0 || v.length > MAX_ID) throw misuse(`${name} must be a string of 1..${MAX_ID} characters`);
-  return v;
-}
-
-function checkTime(v: unknown, name: string): number {
-  if (typeof v !== 'number' || !Number.isSafeInteger(v) || v < 0) throw misuse(`${name} must be non-negative epoch milliseconds`);
-  return v;
-}
-
-function checkBytes(v: unknown, name: string, exactLength?: number): Buffer {
-  if (!(v instanceof Uint8Array)) throw misuse(`${name} must be a Uint8Array`);
-  if (exactLength !== undefined && v.length !== exactLength) throw misuse(`${name} must be ${exactLength} bytes`);
-  return Buffer.from(v.buffer, v.byteOffset, v.byteLength);
-}
-
-function checkCounters(c: QuoteCounters, name: string): { reset: number; restart: number; clock: string } {
-  const ok32 = (n: unknown): boolean => typeof n === 'number' && Number.isSafeInteger(n) && n >= 0 && n <= U32_MAX;
-  if (!ok32(c.resetCount) || !ok32(c.restartCount)) throw misuse(`${name}.resetCount and restartCount must be UINT32 values`);
-  if (typeof c.clock !== 'bigint' || c.clock < 0n || c.clock > U64_MAX) throw misuse(`${name}.clock must be a UINT64 bigint`);
-  return { reset: c.resetCount, restart: c.restartCount, clock: c.clock.toString(10) };
-}
-
-// --- column readers (a value of the wrong type means a damaged database: fail, never default) --
-
-function corrupt(table: string, column: string, what: string): UnavailableError {
-  return new UnavailableError('STORE_UNAVAILABLE', `store: ${table}.${column} holds ${what}; the database is damaged`, { field: `${table}.${column}` });
-}
-
-function colText(r: Row, t: string, c: string): string {
-  const v = r[c];
-  if (typeof v !== 'string') throw corrupt(t, c, `a ${v === null ? 'NULL' : typeof v}, not TEXT`);
-  return v;
-}
-
-function colTextOrNull(r: Row, t: string, c: string): string | null {
-  return r[c] === null ? null : colText(r, t, c);
-}
-
-function colInt(r: Row, t: string, c: string): number {
-  const v = r[c];
-  if (typeof v !== 'number' || !Number.isSafeInteger(v)) throw corrupt(t, c, `a ${v === null ? 'NULL' : typeof v}, not an INTEGER`);
-  return v;
-}
-
-function colIntOrNull(r: Row, t: string, c: string): number | null {
-  return r[c] === null ? null : colInt(r, t, c);
-}
-
-function colBlob(r: Row, t: string, c: string): Uint8Array {
-  const v = r[c];
-  if (!Buffer.isBuffer(v)) throw corrupt(t, c, `a ${v === null ? 'NULL' : typeof v}, not a BLOB`);
-  return new Uint8Array(v); // a copy, detached from the driver's buffer
-}
-
-function colBlobOrNull(r: Row, t: string, c: string): Uint8Array | null {
-  return r[c] === null ? null : colBlob(r, t, c);
-}
-
-const SECRET_ID_RE = /^[a-z0-9][a-z0-9._-]{0,63}$/;
-
-function secretFromRow(r: Row): SecretRecord {
-  const t = 'secrets';
-  return {
-    secretId: colText(r, t, 'secret_id'),
-    tenant: colTextOrNull(r, t, 'tenant'),
-    ciphertext: colBlob(r, t, 'ciphertext'),
-    nonce: colBlob(r, t, 'nonce'),
-    releasePolicy: colText(r, t, 'release_policy'),
-    createdAt: colInt(r, t, 'created_at'),
-    updatedAt: colInt(r, t, 'updated_at'),
-  };
-}
-
-function nodeFromRow(r: Row): NodeRecord {
-  const t = 'nodes';
-  const kind = colText(r, t, 'kind');
-  if (kind !== 'tpm' && kind !== 'snp') throw corrupt(t, 'kind', `the kind ${JSON.stringify(kind)}`);
-  const nodeKey = colBlobOrNull(r, t, 'node_key');
-  // A node of one kind never carries the other kind's identity (fail, never guess).
-  if ((kind === 'snp') !== (nodeKey !== null)) throw corrupt(t, 'node_key', kind === 'snp' ? 'NULL for an SNP node' : 'a key for a TPM node');
-  const reset = colIntOrNull(r, t, 'reset_count');
-  let counters: QuoteCounters | null = null;
-  if (reset !== null) {
-    const clock = colText(r, t, 'clock');
-    if (!/^[0-9]{1,20}$/.test(clock)) throw corrupt(t, 'clock', 'a value that is not a decimal UINT64');
-    counters = { resetCount: reset, restartCount: colInt(r, t, 'restart_count'), clock: BigInt(clock) };
-  }
-  return {
-    nodeId: colText(r, t, 'node_id'),
-    group: colText(r, t, 'group_name'),
-    kind,
-    nodeKey,
-    ekPublic: colBlob(r, t, 'ek_public'),
-    ekCert: colBlobOrNull(r, t, 'ek_cert'),
-    akPublic: colBlob(r, t, 'ak_public'),
-    akName: colBlob(r, t, 'ak_name'),
-    enrolledAt: colInt(r, t, 'enrolled_at'),
-    counters,
-    lastQuoteAt: colIntOrNull(r, t, 'last_quote_at'),
-    updatedAt: colInt(r, t, 'updated_at'),
-    ...revocationFromRow(r),
-  };
-}
-
-/** revoked_at and revoked_reason are set together or not at all (src/store/migrations.ts, version 4). */
-function revocationFromRow(r: Row): { revokedAt: number | null; revokedReason: string | null } {
-  const revokedAt = colIntOrNull(r, 'nodes', 'revoked_at');
-  const revokedReason = colTextOrNull(r, 'nodes', 'revoked_reason');
-  if ((revokedAt === null) !== (revokedReason === null)) throw corrupt('nodes', 'revoked_reason', 'a value without revoked_at, or none with it');
-  return { revokedAt, revokedReason };
-}
-
-function pendingSnpFromRow(r: Row): PendingSnpEnrollment {
-  const t = 'pending_snp_enrollments';
-  return {
-    enrollmentId: colText(r, t, 'enrollment_id'),
-    nodeId: colText(r, t, 'node_id'),
-    group: colText(r, t, 'group_name'),
-    nodeKey: colBlob(r, t, 'node_key'),
-    nonce: colBlob(r, t, 'nonce'),
-    createdAt: colInt(r, t, 'created_at'),
-    expiresAt: colInt(r, t, 'expires_at'),
-  };
-}
-
-/**
- * The identity columns of a new node, checked for its kind: a TPM node has no node key and a
- * TPM name (never starting 0x53); an SNP node has a node key, empty TPM columns and the akName
- * 0x53 0x4E ‖ SHA-256(nodeKey) (src/store/migrations.ts, version 3).
- */
-function nodeIdentity(n: NewNode): { kind: NodeKind; nodeKey: Buffer | null } {
-  const kind = n.kind ?? 'tpm';
-  if (kind !== 'tpm' && kind !== 'snp') throw misuse(`kind must be 'tpm' or 'snp'`);
-  if (kind === 'tpm') {
-    if (n.nodeKey !== undefined && n.nodeKey !== null) throw misuse('a TPM node has no nodeKey');
-    if (n.akName[0] === SNP_AK_NAME_PREFIX[0]) throw misuse('a TPM node name cannot start with 0x53');
-    return { kind, nodeKey: null };
-  }
-  const key = checkBytes(n.nodeKey, 'nodeKey');
-  if (key.length === 0) throw misuse('an SNP node needs a nodeKey');
-  if (n.ekPublic.length !== 0 || n.akPublic.length !== 0 || n.ekCert !== null) throw misuse('an SNP node has empty ekPublic and akPublic and no ekCert');
-  const expected = Buffer.concat([SNP_AK_NAME_PREFIX, createHash('sha256').update(key).digest()]);
-  if (!expected.equals(checkBytes(n.akName, 'akName'))) throw misuse('an SNP node akName must be 0x53 0x4e || SHA-256(nodeKey)');
-  return { kind, nodeKey: key };
-}
-
-function pendingFromRow(r: Row): PendingEnrollment {
-  const t = 'pending_enrollments';
-  return {
-    enrollmentId: colText(r, t, 'enrollment_id'),
-    nodeId: colText(r, t, 'node_id'),
-    group: colText(r, t, 'group_name'),
-    ekPublic: colBlob(r, t, 'ek_public'),
-    ekCert: colBlobOrNull(r, t, 'ek_cert'),
-    akPublic: colBlob(r, t, 'ak_public'),
-    akName: colBlob(r, t, 'ak_name'),
-    secretSha256: colBlob(r, t, 'secret_sha256'),
-    createdAt: colInt(r, t, 'created_at'),
-    expiresAt: colInt(r, t, 'expires_at'),
-    attempts: colInt(r, t, 'attempts'),
-  };
-}
-
-/**
- * Decoded challenge parameters by their stored bytes: challenges share a handful of distinct
- * parameter sets (the PCR selections of the policies), so each is decoded once. The values are
- * deep-frozen, as they are shared. Bounded: emptied when full.
- */
-const PARAMS_CACHE = new Map<string, CborObject>();
-const PARAMS_CACHE_MAX = 256;
-
-function deepFreeze<T>(v: T): T {
-  if (v !== null && typeof v === 'object' && !(v instanceof Uint8Array)) {
-    for (const x of Object.values(v)) deepFreeze(x);
-    Object.freeze(v);
-  }
-  return v;
-}
-
-function challengeParams(bytes: Uint8Array): CborObject {
-  const key = Buffer.from(bytes.buffer, bytes.byteOffset, bytes.byteLength).toString('latin1');
-  const hit = PARAMS_CACHE.get(key);
-  if (hit !== undefined) return hit;
-  const params = decodeStrict(bytes, PARAMS_LIMITS);
-  if (params === null || typeof params !== 'object' || Array.isArray(params) || params instanceof Map || params instanceof Uint8Array) {
-    throw corrupt('challenges', 'params', 'CBOR that is not a map with text keys');
-  }
-  if (PARAMS_CACHE.size >= PARAMS_CACHE_MAX) PARAMS_CACHE.clear();
-  PARAMS_CACHE.set(key, deepFreeze(params as CborObject));
-  return params as CborObject;
-}
-
-function challengeFromRow(r: Row): ChallengeRecord {
-  const t = 'challenges';
-  const params = challengeParams(colBlob(r, t, 'params'));
-  return {
-    challengeId: colText(r, t, 'challenge_id'),
-    nodeId: colText(r, t, 'node_id'),
-    nonce: colBlob(r, t, 'nonce'),
-    params: params as CborObject,
-    createdAt: colInt(r, t, 'created_at'),
-    expiresAt: colInt(r, t, 'expires_at'),
-    consumedAt: colIntOrNull(r, t, 'consumed_at'),
-  };
-}
-
-function policyFromRow(r: Row): PolicyRecord {
-  const t = 'policies';
-  return {
-    digest: colText(r, t, 'digest'),
-    policyId: colText(r, t, 'policy_id'),
-    document: colText(r, t, 'document'),
-    createdAt: colInt(r, t, 'created_at'),
-  };
-}
-
-function decisionFromRow(r: Row): DecisionRecord {
-  const t = 'decisions';
-  return {
-    seq: colInt(r, t, 'seq'),
-    kind: colText(r, t, 'kind'),
-    nodeId: colTextOrNull(r, t, 'node_id'),
-    outcome: colText(r, t, 'outcome'),
-    time: colInt(r, t, 'decided_at'),
-    entry: colBlob(r, t, 'entry'),
-    prevHash: colBlob(r, t, 'prev_hash'),
-    hash: colBlob(r, t, 'hash'),
-  };
-}
 
 /** Maps anything but a vouch error to STORE_UNAVAILABLE, naming the operation. */
-/** PCR 10 per bank as canonical CBOR (TPM_ALG_ID → value). */
-function encodePcr10(m: ReadonlyMap<number, Uint8Array>): Uint8Array {
-  return encodeCanonical(new Map([...m]));
-}
-
-function imaFromRow(r: Row): ImaStateRecord {
-  const t = 'ima_state';
-  const raw = decodeStrict(colBlob(r, t, 'pcr10'), { name: 'ima_state.pcr10', maxBytes: 4096, maxDepth: 2, maxItems: 32 });
-  const pcr10 = new Map<number, Uint8Array>();
-  const entries: Array<[unknown, unknown]> = raw instanceof Map ? [...raw] : typeof raw === 'object' && raw !== null && !Array.isArray(raw) && !(raw instanceof Uint8Array) ? Object.entries(raw) : [];
-  for (const [k, v] of entries) {
-    if (typeof k !== 'number' || !(v instanceof Uint8Array)) throw new UnavailableError('STORE_UNAVAILABLE', 'store: ima_state.pcr10 is damaged');
-    pcr10.set(k, v);
-  }
-  return {
-    resetCount: colInt(r, t, 'reset_count'),
-    entries: colInt(r, t, 'entries'),
-    pcr10,
-    violations: colInt(r, t, 'violations'),
-  };
-}
-
-function sameIma(a: ImaStateRecord | null, b: ImaStateRecord | null): boolean {
-  if (a === null || b === null) return a === b;
-  if (a.resetCount !== b.resetCount || a.entries !== b.entries || a.violations !== b.violations || a.pcr10.size !== b.pcr10.size) return false;
-  for (const [k, v] of a.pcr10) {
-    const w = b.pcr10.get(k);
-    if (w === undefined || Buffer.compare(Buffer.from(v), Buffer.from(w)) !== 0) return false;
-  }
-  return true;
-}
-
-function checkU32(v: number, field: string): number {
-  if (!Number.isSafeInteger(v) || v < 0 || v > U32_MAX) throw misuse(`${field} must be an integer 0..${U32_MAX}`);
-  return v;
-}
-
-/** One queued ledger write: a plain decision, or an attestation with its consumption and counters. */
-type LedgerOp = { readonly kind: 'decision'; readonly decision: DecisionInput } | { readonly kind: 'attestation'; readonly commit: AttestationCommit };
-
 function storeError(op: string, e: unknown): Error {
   if (isVouchError(e)) return e;
   const detail = e instanceof Error ? e.message : String(e);
