@@ -6,7 +6,7 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
-APT_PACKAGES=(swtpm swtpm-tools tpm2-tools libtss2-dev chromium)
+APT_PACKAGES=(swtpm swtpm-tools tpm2-tools libtss2-dev chromium postgresql)
 
 missing=()
 command -v swtpm >/dev/null 2>&1 || missing+=(swtpm)
@@ -15,6 +15,8 @@ command -v tpm2_quote >/dev/null 2>&1 || missing+=(tpm2-tools)
 ldconfig -p 2>/dev/null | grep -q 'libtss2-esys.so' || missing+=(libtss2-dev)
 # test/browser drives Debian's Chromium with playwright-core, which never downloads a browser.
 command -v chromium >/dev/null 2>&1 || missing+=(chromium)
+# PostgreSQL server binaries for the store tests, which start their own servers (test/helpers/postgres.ts).
+ls /usr/lib/postgresql/*/bin/postgres >/dev/null 2>&1 || missing+=(postgresql)
 
 if [ ${#missing[@]} -gt 0 ]; then
   echo "vouch: installing ${missing[*]} (Debian packages) ..." >&2
@@ -26,6 +28,9 @@ if [ ${#missing[@]} -gt 0 ]; then
     fi
   fi
   export DEBIAN_FRONTEND=noninteractive
+  # No 'main' cluster from Debian's postgresql package: the tests never use one.
+  $SUDO mkdir -p /etc/postgresql-common/createcluster.d
+  echo 'create_main_cluster = false' | $SUDO tee /etc/postgresql-common/createcluster.d/vouch-no-main-cluster.conf >/dev/null
   $SUDO apt-get update -qq
   $SUDO apt-get install -y -qq --no-install-recommends "${APT_PACKAGES[@]}" >/dev/null
 fi

@@ -3,6 +3,7 @@ import type { Command } from 'commander';
 import { readFileSync } from 'node:fs';
 import { MisuseError } from '../lib/errors.js';
 import { runServerProcess, type ServerConfig, type SnpKdsConfig, type TdxPcsConfig } from '../verifier/server.js';
+import { checkDatabaseUrl } from '../store/postgres.js';
 import { EXIT, type CliIo } from './main.js';
 
 export interface VerifierStartOptions {
@@ -21,6 +22,8 @@ export interface VerifierStartOptions {
   secretsKeyFile?: string;
   /** --webhooks: a JSON file of webhook subscriptions for node events. */
   webhooks?: string;
+  /** --database-url: the PostgreSQL store shared by several replicas (else VOUCH_DATABASE_URL, else SQLite in --data-dir). */
+  databaseUrl?: string;
   /** --snp-kds-cache: the KDS collateral cache directory. */
   snpKdsCache?: string;
   /** --snp-kds-url: KDS base URL (a mirror or proxy). */
@@ -45,10 +48,10 @@ export interface VerifierStartOptions {
  * The SEV-SNP collateral flags of `vouch verifier start`. Any of them turns AMD KDS on: a report
  * whose certificate table lacks the VCEK or the ASK/ARK gets them from KDS (cached), and the CRL
  * always comes from KDS or its cache. Also declares `--tdx-collateral` and, through
- * {@link withWebhookOptions}, `--webhooks`.
+ * {@link withWebhookOptions} and {@link withDatabaseOptions}, `--webhooks` and `--database-url`.
  */
 export function withSnpKdsOptions(c: Command): Command {
-  return withWebhookOptions(c)
+  return withDatabaseOptions(withWebhookOptions(c))
     .option('--snp-kds-cache <dir>', 'SEV-SNP: cache of AMD KDS collateral (VCEK, ASK/ARK, CRL); default <data-dir>/snp-collateral')
     .option('--snp-kds-url <url>', 'SEV-SNP: AMD KDS base URL (default https://kdsintf.amd.com; a mirror or proxy)')
     .option('--snp-kds-offline', 'SEV-SNP: never ask KDS; collateral only from the cache and --snp-collateral-bundle')
@@ -62,6 +65,32 @@ export function withSnpKdsOptions(c: Command): Command {
  */
 export function withWebhookOptions(c: Command): Command {
   return c.option('--webhooks <file>', 'node events as signed webhooks (Standard Webhooks), JSON: { webhooks: [{ id, url, secretFile, events?, groups? }], delivery? }');
+}
+
+/**
+ * `--database-url URL` of `vouch verifier start` (declared with the KDS flags, as `--webhooks`):
+ * the PostgreSQL database that several verifier replicas share. Without it, `VOUCH_DATABASE_URL`;
+ * without either, the SQLite file in `--data-dir`. The data directory keeps the signing key either way.
+ */
+export function withDatabaseOptions(c: Command): Command {
+  return c.option('--database-url <url>', 'PostgreSQL store shared by several replicas, postgres://user:password@host:port/db (or VOUCH_DATABASE_URL); default: SQLite in --data-dir');
+}
+
+/**
+ * The database URL from `--database-url`, else `VOUCH_DATABASE_URL`; undefined for neither. It must
+ * be a postgres:// or postgresql:// URL; the error never repeats it (it may hold a password).
+ */
+export function databaseUrl(flag: string | undefined, env: Readonly<Record<string, string | undefined>> = process.env): string | undefined {
+  const fromEnv = env['VOUCH_DATABASE_URL'];
+  const url = flag ?? (fromEnv === undefined || fromEnv === '' ? undefined : fromEnv);
+  if (url === undefined) return undefined;
+  const source = flag !== undefined ? '--database-url' : 'VOUCH_DATABASE_URL';
+  try {
+    checkDatabaseUrl(url);
+  } catch {
+    throw new MisuseError('MISUSE_ARGUMENT', `${source} must be a postgres:// or postgresql:// URL`, { field: source });
+  }
+  return url;
 }
 
 /**
@@ -172,8 +201,10 @@ export function verifierConfig(o: VerifierStartOptions): ServerConfig {
   if (!(LOG_LEVELS as readonly string[]).includes(o.logLevel)) throw new MisuseError('MISUSE_ARGUMENT', `--log-level must be one of ${LOG_LEVELS.join(', ')}`);
   const kds = snpKdsConfig(o);
   const tdx = tdxConfig(o);
+  const dbUrl = databaseUrl(o.databaseUrl);
   return {
     dataDir: o.dataDir,
+    ...(dbUrl !== undefined ? { databaseUrl: dbUrl } : {}),
     ...parseListen(o.listen),
     verifierId: o.verifierId,
     tpmCaDirs: o.tpmCaDir,

@@ -12,7 +12,8 @@ import { MisuseError } from '../lib/errors.js';
 import { trustStoreFromCerts, loadTrustDirectory, type EkCertificate } from '../tpm/ek/index.js';
 import { parsePolicy, type Policy } from '../policy/index.js';
 import { ArtifactSigner } from '../artifact/index.js';
-import { SqliteStore } from '../store/index.js';
+import { SqliteStore, type Store } from '../store/index.js';
+import { PostgresStore } from '../store/postgres.js';
 import { buildApp } from './app.js';
 import { TokenRegistry, TOKENS_FILE } from './auth.js';
 import { VerifierService, defaultRandom } from './service.js';
@@ -25,7 +26,13 @@ import { DEFAULT_STALE_CHECK_MS } from './stale.js';
 
 /** Everything a verifier process is configured with. */
 export interface ServerConfig {
+  /** The signing key, caches, tokens, and the SQLite database unless {@link databaseUrl} is set. */
   readonly dataDir: string;
+  /**
+   * A postgres:// or postgresql:// URL: the store is that PostgreSQL database (shared by several
+   * replicas) instead of the SQLite file in `dataDir`. Never logged with its password.
+   */
+  readonly databaseUrl?: string;
   readonly host: string;
   /** 0 picks a free port. */
   readonly port: number;
@@ -191,7 +198,7 @@ export async function startServer(cfg: ServerConfig): Promise<RunningVerifier> {
   const tdx = cfg.tdx === undefined ? undefined : await openTdx(cfg.dataDir, cfg.tdx);
   const webhooks = cfg.webhooksFile === undefined ? undefined : loadWebhookConfig(cfg.webhooksFile);
   const staleMs = cfg.staleCheckSeconds === undefined ? DEFAULT_STALE_CHECK_MS : cfg.staleCheckSeconds * 1000;
-  const store = await SqliteStore.open({ dataDir: cfg.dataDir });
+  const store: Store = cfg.databaseUrl === undefined ? await SqliteStore.open({ dataDir: cfg.dataDir }) : await PostgresStore.open({ url: cfg.databaseUrl });
   try {
     const signer = await ArtifactSigner.open(cfg.dataDir);
     const service = new VerifierService(

@@ -88,11 +88,15 @@ function postgresUser(): { uid: number; gid: number } {
   return { uid: Number(out.stdout.trim()), gid: Number(gid.stdout.trim()) };
 }
 
-/** Runs a server binary, as the postgres user when we are root; throws with its output on failure. */
-function runPg(binDir: string, tool: string, args: readonly string[], timeoutMs = 60_000): string {
+/**
+ * Runs a server binary, as the postgres user when we are root; throws with its output on failure.
+ * It runs in `cwd` (the server's own directory), since the test's working directory may be one the
+ * postgres user cannot enter.
+ */
+function runPg(binDir: string, cwd: string, tool: string, args: readonly string[], timeoutMs = 60_000): string {
   const file = join(binDir, tool);
   const [cmd, argv] = asRoot ? ['runuser', ['-u', 'postgres', '--', file, ...args]] : [file, [...args]];
-  const r = spawnSync(cmd, argv, { encoding: 'utf8', timeout: timeoutMs, stdio: ['ignore', 'pipe', 'pipe'] });
+  const r = spawnSync(cmd, argv, { cwd, encoding: 'utf8', timeout: timeoutMs, stdio: ['ignore', 'pipe', 'pipe'] });
   if (r.status !== 0) throw new Error(`${tool} ${args.join(' ')} failed (${r.error?.message ?? `exit ${r.status}`}): ${r.stderr}${r.stdout}`);
   return r.stdout;
 }
@@ -117,7 +121,7 @@ export async function startPostgres(): Promise<PostgresServer> {
   let removed = false;
   const port = await freePort();
   const start = (): void => {
-    runPg(binDir, 'pg_ctl', [
+    runPg(binDir, root, 'pg_ctl', [
       '-D', dataDir, '-l', logFile, '-w', '-t', '60',
       '-o', `-c listen_addresses=127.0.0.1 -p ${port} -k ${sockDir} -c fsync=off -c full_page_writes=off -c max_connections=200`,
       'start',
@@ -127,7 +131,7 @@ export async function startPostgres(): Promise<PostgresServer> {
   const stopNow = (mode: 'fast' | 'immediate'): void => {
     if (!running) return;
     running = false;
-    runPg(binDir, 'pg_ctl', ['-D', dataDir, '-w', '-t', '60', '-m', mode, 'stop']);
+    runPg(binDir, root, 'pg_ctl', ['-D', dataDir, '-w', '-t', '60', '-m', mode, 'stop']);
   };
   const cleanup = (): void => {
     try {
@@ -143,7 +147,7 @@ export async function startPostgres(): Promise<PostgresServer> {
   process.once('exit', cleanup);
 
   try {
-    runPg(binDir, 'initdb', ['-D', dataDir, '-U', 'postgres', '--auth-local=trust', '--auth-host=scram-sha-256', `--pwfile=${pwFile}`, '-E', 'UTF8', '--locale=C', '--no-sync', '--no-instructions']);
+    runPg(binDir, root, 'initdb', ['-D', dataDir, '-U', 'postgres', '--auth-local=trust', '--auth-host=scram-sha-256', `--pwfile=${pwFile}`, '-E', 'UTF8', '--locale=C', '--no-sync', '--no-instructions']);
     start();
   } catch (e) {
     const log = existsSync(logFile) ? readFileSync(logFile, 'utf8').slice(-4000) : '';

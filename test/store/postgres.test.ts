@@ -8,6 +8,11 @@
  * scripts/ensure-deps.sh.
  */
 import { createHash } from 'node:crypto';
+import { existsSync, mkdtempSync, readdirSync, rmSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { fileURLToPath } from 'node:url';
+import { Command } from 'commander';
 import { createServer, type Server, type Socket } from 'node:net';
 import pg from 'pg';
 import { afterAll, afterEach, beforeAll, beforeEach, describe, expect, it } from 'vitest';
@@ -15,6 +20,8 @@ import { MisuseError, UnavailableError, VouchError } from '../../src/lib/errors.
 import { verifyChain } from '../../src/ledger/index.js';
 import { MIGRATIONS, migrationChecksum } from '../../src/store/migrations.js';
 import { PostgresStore, checkDatabaseUrl, redactDatabaseUrl, type PostgresStoreOptions } from '../../src/store/postgres.js';
+import { databaseUrl, verifierConfig, withSnpKdsOptions, type VerifierStartOptions } from '../../src/cli/verifier.js';
+import { startServer } from '../../src/verifier/server.js';
 import { startPostgres, type PostgresServer } from '../helpers/postgres.js';
 import { challenge, decision, expectCode, node, onRace, pendingSnp, storeContract } from './contract.js';
 
@@ -384,6 +391,65 @@ describe('PostgreSQL specifics', () => {
       expect(v.problems).toEqual([]);
       expect(rows.map((r) => r.seq)).toEqual(rows.map((_, i) => i + 1));
       expect(after.seq).toBeLessThanOrEqual(v.count);
+    });
+  });
+
+  describe('wiring: vouch verifier start --database-url', () => {
+    it('the flag, else VOUCH_DATABASE_URL, selects the PostgreSQL store; anything but postgres:// is refused without echoing it', () => {
+      const opts = withSnpKdsOptions(new Command().exitOverride()).parse(['--database-url', 'postgresql://v:pw@db/vouch'], { from: 'user' }).opts();
+      expect(opts['databaseUrl']).toBe('postgresql://v:pw@db/vouch');
+      expect(databaseUrl(undefined, {})).toBeUndefined();
+      expect(databaseUrl(undefined, { VOUCH_DATABASE_URL: '' })).toBeUndefined();
+      expect(databaseUrl(undefined, { VOUCH_DATABASE_URL: 'postgres://v:pw@env/vouch' })).toBe('postgres://v:pw@env/vouch');
+      expect(databaseUrl('postgresql://flag/vouch', { VOUCH_DATABASE_URL: 'postgres://env/vouch' })).toBe('postgresql://flag/vouch');
+      for (const [flag, env, field] of [['mysql://u:hunter2@h/db', {}, '--database-url'], [undefined, { VOUCH_DATABASE_URL: 'sqlite:hunter2' }, 'VOUCH_DATABASE_URL']] as const) {
+        let e: unknown;
+        try {
+          databaseUrl(flag, env);
+        } catch (x) {
+          e = x;
+        }
+        expect(e).toBeInstanceOf(MisuseError);
+        expect((e as MisuseError).field).toBe(field);
+        expect((e as Error).message).not.toContain('hunter2');
+      }
+      const base: VerifierStartOptions = { dataDir: '/d', listen: '127.0.0.1:0', tpmCaDir: [], policy: ['g=p.yaml'], verifierId: 'v', challengeTtl: '60', rateLimit: '10', logLevel: 'silent' };
+      expect(verifierConfig({ ...base, databaseUrl: 'postgres://db/vouch' }).databaseUrl).toBe('postgres://db/vouch');
+    });
+
+    it('startServer with databaseUrl keeps its state in PostgreSQL; the data directory holds the signing key, no SQLite file', async () => {
+      const dir = mkdtempSync(join(tmpdir(), 'vouch-pg-server-'));
+      const policy = fileURLToPath(new URL('../../policies/demo.yaml', import.meta.url));
+      try {
+        const v = await startServer({
+          dataDir: join(dir, 'verifier'),
+          databaseUrl: url,
+          host: '127.0.0.1',
+          port: 0,
+          verifierId: 'pg-replica',
+          tpmCaDirs: [],
+          policies: new Map([['default', policy]]),
+          requireEkCertificate: false,
+          challengeTtlSeconds: 60,
+          rateLimitPerMinute: 1000,
+          logLevel: 'silent',
+          staleCheckSeconds: 0,
+        });
+        try {
+          const assigned = (await sql("SELECT policy_digest FROM policy_assignments WHERE group_name = 'default'")).rows;
+          expect(assigned).toHaveLength(1);
+          // /healthz reads the schema version from the store: PostgreSQL's.
+          const res = await fetch(`${v.url}/healthz`);
+          expect(res.status).toBe(200);
+          expect(await res.json()).toEqual({ ok: true, schema: MIGRATIONS.length });
+        } finally {
+          await v.close();
+        }
+        expect(readdirSync(join(dir, 'verifier')).some((f) => f.endsWith('.sqlite'))).toBe(false);
+        expect(existsSync(join(dir, 'verifier'))).toBe(true);
+      } finally {
+        rmSync(dir, { recursive: true, force: true });
+      }
     });
   });
 });
