@@ -148,7 +148,8 @@ export function checkDatabaseUrl(url: unknown): URL {
 export function redactDatabaseUrl(url: string): string {
   const u = checkDatabaseUrl(url);
   if (u.password !== '') u.password = '***';
-  return u.toString();
+  if (u.searchParams.has('password')) u.searchParams.set('password', '***');
+  return u.toString().replace('password=%2A%2A%2A', 'password=***');
 }
 
 /** A statement runner: rows with BIGINT columns already numbers, and the affected row count. */
@@ -219,7 +220,9 @@ export class PostgresStore implements Store {
     const poolSize = positiveInt(options.poolSize, 'poolSize', 1000, 10);
     const statementTimeoutMs = positiveInt(options.statementTimeoutMs, 'statementTimeoutMs', 3_600_000, 10_000);
     const connectTimeoutMs = positiveInt(options.connectTimeoutMs, 'connectTimeoutMs', 600_000, 5000);
-    const secrets = u.password === '' ? [] : [...new Set([u.password, safeDecode(u.password)])].filter((s) => s.length > 0);
+    // The password may also come as a libpq-style `?password=` parameter.
+    const passwords = [u.password, safeDecode(u.password), ...u.searchParams.getAll('password')];
+    const secrets = [...new Set(passwords)].filter((s) => s.length > 0);
     const pool = new Pool({
       connectionString: options.url,
       max: poolSize,

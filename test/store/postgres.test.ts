@@ -154,6 +154,19 @@ describe('PostgreSQL specifics', () => {
       expect((await s.revokeNode('tpm-old', 'lost', 1000)).ok).toBe(true);
     });
 
+    it('lists in code-point order (as SQLite does) in a database whose locale sorts otherwise', async () => {
+      await sql("CREATE DATABASE icu_en LOCALE_PROVIDER icu ICU_LOCALE 'en-US' LOCALE 'C' ENCODING 'UTF8' TEMPLATE template0", [], url);
+      const icu = url.replace(/\/[^/]+$/, '/icu_en');
+      // The database's own order is not code-point order...
+      expect((await sql("SELECT x FROM (VALUES ('Node-Z'), ('node-1')) v(x) ORDER BY x", [], icu)).rows.map((r: { x: string }) => r.x)).toEqual(['node-1', 'Node-Z']);
+      const s = await PostgresStore.open({ url: icu });
+      stores.push(s);
+      for (const [k, id] of ['node-1', 'Node-Z', 'node-é', 'node-3'].entries()) await s.enrollNode(node(k + 1, { nodeId: id }));
+      // ...but the store's is: node_id has the "C" collation.
+      expect((await s.listNodes(null, 10)).map((n) => n.nodeId)).toEqual(['Node-Z', 'node-1', 'node-3', 'node-é']);
+      expect((await s.listNodes('Node-Z', 1)).map((n) => n.nodeId)).toEqual(['node-1']);
+    });
+
     it('refuses a database that is not UTF8', async () => {
       await sql("CREATE DATABASE latin ENCODING 'SQL_ASCII' TEMPLATE template0", [], url);
       await expectCode(PostgresStore.open({ url: url.replace(/\/[^/]+$/, '/latin') }), UnavailableError, 'STORE_UNAVAILABLE', /not UTF8/);
@@ -168,6 +181,7 @@ describe('PostgreSQL specifics', () => {
       expect(checkDatabaseUrl('postgresql:///vouch?host=/run/postgresql').pathname).toBe('/vouch');
       expect(redactDatabaseUrl('postgres://vouch:s3cr%40t@db:5432/vouch')).toBe('postgres://vouch:***@db:5432/vouch');
       expect(redactDatabaseUrl('postgres://db/vouch')).toBe('postgres://db/vouch');
+      expect(redactDatabaseUrl('postgres://db/vouch?sslmode=require&password=hunter2')).toBe('postgres://db/vouch?sslmode=require&password=***');
       await expectCode(PostgresStore.open({ url, poolSize: 0 }), MisuseError, 'MISUSE_ARGUMENT', /poolSize/);
       await expectCode(PostgresStore.open({ url, statementTimeoutMs: 1.5 }), MisuseError, 'MISUSE_ARGUMENT', /statementTimeoutMs/);
     });
