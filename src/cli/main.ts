@@ -21,6 +21,7 @@ import { tdxShowCommand, type TdxShowOptions } from './tdx-show.js';
 import { tdxTcbRecoveryCommand, type TdxTcbRecoveryOptions } from './tdx-recovery.js';
 import { verifyTdxCommand, type VerifyTdxOptions } from './verify-tdx.js';
 import { ccelReplayCommand, type CcelReplayOptions } from './ccel.js';
+import { ledgerCheckProofCommand, ledgerExportCommand, ledgerProveCommand, ledgerVerifyCommand, replayCommand, type LedgerSourceOptions } from './ledger.js';
 
 const collect = (v: string, prev: string[]): string[] => [...prev, v];
 
@@ -268,6 +269,50 @@ export async function run(argv: readonly string[], io: CliIo): Promise<number> {
     .option('--json', 'print the verified claims as JSON')
     .action(async (token: string, opts: ArtifactVerifyOptions) => {
       status = await artifactVerifyCommand(token, opts, io);
+    });
+
+  const ledger = program.command('ledger').description('the lineage ledger, offline: from a data directory (read-only), PostgreSQL, or an export file');
+  const source = (c: Command, withExport = true): Command => {
+    c.option('--data-dir <dir>', 'the verifier data directory (SQLite, opened read-only)').option('--database-url <url>', 'a PostgreSQL ledger (postgres://…)');
+    return withExport ? c.option('--from-export <file>', 'a file written by vouch ledger export') : c;
+  };
+  source(ledger.command('verify').description('check the hash chain, the Merkle tree and every signed checkpoint; name any tampering'))
+    .option('--jwks <file>', "trust only these keys for checkpoints (the verifier's JWKS, obtained on your own)")
+    .option('--witness <file>', 'a checkpoint you kept (compact JWS); checked against the ledger (repeatable)', collect, [])
+    .option('--json', 'print the result as JSON')
+    .action(async (opts: LedgerSourceOptions & { jwks?: string; witness: string[]; json?: boolean }) => {
+      status = await ledgerVerifyCommand(opts, io);
+    });
+  source(ledger.command('prove <seq>').description('the inclusion proof of entry <seq> under a stored checkpoint (or, with --consistency, the consistency proof from tree size <seq>)'), false)
+    .option('--tree-size <n>', 'the checkpoint to prove against (default the latest covering it)')
+    .option('--consistency', 'prove consistency between the checkpoints of tree sizes <seq> and --tree-size (or the latest)')
+    .action(async (seq: string, opts: LedgerSourceOptions & { treeSize?: string; consistency?: boolean }) => {
+      status = await ledgerProveCommand(seq, opts, io);
+    });
+  ledger
+    .command('check-proof <file>')
+    .description('check a proof from vouch ledger prove or GET /v1/ledger/proofs/…, as a relying party would')
+    .requiredOption('--jwks <file>', "the verifier's JWKS (checkpoint keys)")
+    .option('--hash <hex>', "the decision the proof must be of (an artifact's vouch.ledger.hash)")
+    .option('--json', 'print the result as JSON')
+    .action(async (file: string, opts: { jwks: string; hash?: string; json?: boolean }) => {
+      status = await ledgerCheckProofCommand(file, opts, io);
+    });
+  source(ledger.command('export').description('a portable file of every entry, checkpoint, retained input and policy, checked by verify --from-export with no database'), false)
+    .option('--out <file>', 'write to this file (default standard output)')
+    .option('--no-inputs', 'leave out the retained inputs and policies (then the export cannot be replayed)')
+    .option('--verifier-id <id>', 'the verifier id to name in the header', 'vouch')
+    .action(async (opts: LedgerSourceOptions & { out?: string; inputs: boolean; verifierId: string }) => {
+      status = await ledgerExportCommand(opts, io);
+    });
+  source(program.command('replay [seq]').description('re-run a recorded appraisal from its retained inputs at its recorded time and compare the result digest; with --policy, a dry run'))
+    .option('--policy <file>', 'a dry run: what this policy (YAML or JSON) would have decided')
+    .option('--from <seq>', 'with --policy and no seq: the first entry of a range of appraisals')
+    .option('--to <seq>', 'the last entry of the range')
+    .option('--group <group>', 'only appraisals of nodes in this group')
+    .option('--json', 'print the result as JSON')
+    .action(async (seq: string | undefined, opts: LedgerSourceOptions & { policy?: string; from?: string; to?: string; group?: string; json?: boolean }) => {
+      status = await replayCommand(seq, opts, io);
     });
 
   try {

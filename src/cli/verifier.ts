@@ -24,6 +24,10 @@ export interface VerifierStartOptions {
   webhooks?: string;
   /** --database-url: the PostgreSQL store shared by several replicas (else VOUCH_DATABASE_URL, else SQLite in --data-dir). */
   databaseUrl?: string;
+  /** --checkpoint-interval: seconds between ledger checkpoints (0: on demand only). */
+  checkpointInterval?: string;
+  /** --retain-inputs: days the inputs of decisions are kept. */
+  retainInputs?: string;
   /** --snp-kds-cache: the KDS collateral cache directory. */
   snpKdsCache?: string;
   /** --snp-kds-url: KDS base URL (a mirror or proxy). */
@@ -51,7 +55,7 @@ export interface VerifierStartOptions {
  * {@link withWebhookOptions} and {@link withDatabaseOptions}, `--webhooks` and `--database-url`.
  */
 export function withSnpKdsOptions(c: Command): Command {
-  return withDatabaseOptions(withWebhookOptions(c))
+  return withLedgerOptions(withDatabaseOptions(withWebhookOptions(c)))
     .option('--snp-kds-cache <dir>', 'SEV-SNP: cache of AMD KDS collateral (VCEK, ASK/ARK, CRL); default <data-dir>/snp-collateral')
     .option('--snp-kds-url <url>', 'SEV-SNP: AMD KDS base URL (default https://kdsintf.amd.com; a mirror or proxy)')
     .option('--snp-kds-offline', 'SEV-SNP: never ask KDS; collateral only from the cache and --snp-collateral-bundle')
@@ -215,6 +219,7 @@ export function verifierConfig(o: VerifierStartOptions): ServerConfig {
     logLevel: o.logLevel as ServerConfig['logLevel'],
     // The heartbeat decision every 60 s (GET /v1/heartbeat); tokens from {dataDir}/tokens.json.
     heartbeatSeconds: 60,
+    ...ledgerConfig(o),
     ...(o.secretsKeyFile !== undefined ? { secretsKeyFile: o.secretsKeyFile } : {}),
     ...(o.webhooks !== undefined ? { webhooksFile: webhooksPath(o.webhooks) } : {}),
     ...(o.admission !== undefined ? { admission: readAdmissionFile(o.admission) } : {}),
@@ -226,6 +231,25 @@ export function verifierConfig(o: VerifierStartOptions): ServerConfig {
 export async function verifierStartCommand(o: VerifierStartOptions, io: CliIo): Promise<number> {
   await runServerProcess(verifierConfig(o), io.out);
   return EXIT.ok;
+}
+
+/** The ledger flags of `vouch verifier start`: checkpoint period and input retention. */
+export function withLedgerOptions(c: Command): Command {
+  return c
+    .option('--checkpoint-interval <seconds>', 'sign a ledger checkpoint this often while the ledger grows (0: on demand only)', '60')
+    .option('--retain-inputs <days>', 'prune the retained inputs of decisions (evidence, appraisal context) after this many days; their digests stay (default: keep them)');
+}
+
+/** Parses --checkpoint-interval and --retain-inputs. */
+export function ledgerConfig(o: Pick<VerifierStartOptions, 'checkpointInterval' | 'retainInputs'>): Pick<ServerConfig, 'checkpointSeconds' | 'retainInputsDays'> {
+  const every = Number(o.checkpointInterval ?? '60');
+  if (!Number.isInteger(every) || every < 0 || every > 86_400 || (every > 0 && every < 1)) throw new MisuseError('MISUSE_ARGUMENT', '--checkpoint-interval must be 0..86400 seconds', { field: '--checkpoint-interval' });
+  let days: number | undefined;
+  if (o.retainInputs !== undefined) {
+    days = Number(o.retainInputs);
+    if (!Number.isInteger(days) || days < 1 || days > 36_500) throw new MisuseError('MISUSE_ARGUMENT', '--retain-inputs must be 1..36500 days', { field: '--retain-inputs' });
+  }
+  return { checkpointSeconds: every, ...(days !== undefined ? { retainInputsDays: days } : {}) };
 }
 
 /** The --admission file's JSON (its rules are checked by the server's parseAdmissionConfig). */

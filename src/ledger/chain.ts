@@ -20,7 +20,7 @@
  */
 import { bytesEqual, toHex } from '../lib/bytes.js';
 import { MisuseError, isVouchError } from '../lib/errors.js';
-import { GENESIS_PREV, LEDGER_HASH_LENGTH, decodeLedgerEntry, ledgerEntryHash } from './entry.js';
+import { GENESIS_PREV, LEDGER_HASH_LENGTH, decodeLedgerEntry, ledgerEntryHash, type LedgerEntry } from './entry.js';
 
 /** One stored row of the ledger, as a store or an export file gives it. */
 export interface ChainRow {
@@ -106,8 +106,11 @@ export class ChainVerifier {
     else this.#truncated = true;
   }
 
-  /** Checks the next row against the rows before it. */
-  push(row: ChainRow): void {
+  /**
+   * Checks the next row against the rows before it. Returns the decoded entry, or null when it
+   * does not decode (the problem is recorded), so a caller reading entries needs no second decode.
+   */
+  push(row: ChainRow): LedgerEntry | null {
     const index = this.#count++;
     const seq = row.seq;
     const computed = ledgerEntryHash(row.entry);
@@ -137,8 +140,10 @@ export class ChainVerifier {
       });
     }
 
+    let decoded: LedgerEntry | null = null;
     try {
       const e = decodeLedgerEntry(row.entry);
+      decoded = e;
       if (e.seq !== seq) {
         this.#report({
           code: 'LEDGER_SEQUENCE_GAP',
@@ -175,6 +180,7 @@ export class ChainVerifier {
 
     this.#prevSeq = seq;
     this.#prevHash = computed;
+    return decoded;
   }
 
   /** The result so far. */

@@ -82,6 +82,17 @@ export const ERRORS = {
   LEDGER_SEQUENCE_GAP: spec('verification-failed', 422, 'ledger sequence numbers are missing, repeated or out of order'),
   LEDGER_ENTRY_MALFORMED: spec('malformed', 400, 'a ledger entry is not a well-formed version 1 entry in canonical CBOR'),
   LEDGER_PROOF_INVALID: spec('verification-failed', 422, 'an inclusion or consistency proof does not verify against the tree head (RFC 9162 §2.1.3.2, §2.1.4.2)'),
+  LEDGER_CHECKPOINT_MALFORMED: spec('malformed', 400, 'a ledger checkpoint is not a compact JWS of a version 1 tree head in canonical form'),
+  LEDGER_CHECKPOINT_KEY_UNKNOWN: spec('verification-failed', 422, 'a ledger checkpoint is signed by a key that is neither pinned nor recorded in the ledger before the entries it covers'),
+  LEDGER_CHECKPOINT_SIGNATURE_INVALID: spec('verification-failed', 422, "a ledger checkpoint's signature does not verify with the key its kid names"),
+  LEDGER_CHECKPOINT_MISMATCH: spec('verification-failed', 422, 'the Merkle root of the stored entries is not the root a signed checkpoint holds for that size (entries rewritten, reordered, or the ledger forked)'),
+  LEDGER_TRUNCATED: spec('verification-failed', 422, 'a signed checkpoint covers more entries than the ledger holds (entries were deleted from its end)'),
+  LEDGER_EXPORT_MALFORMED: spec('malformed', 400, 'a ledger export file is not a version 1 export (header, entry, checkpoint and input lines)'),
+  LEDGER_SEQ_UNKNOWN: spec('misuse', 404, 'no ledger entry has this sequence number (or no checkpoint covers it yet)'),
+  REPLAY_NOT_REPLAYABLE: spec('misuse', 400, 'this decision records a fact (heartbeat, policy, trust anchor, revocation, release) rather than an evaluation that can be re-run'),
+  REPLAY_INPUT_MISSING: spec('unavailable', 503, 'an input of the decision is not retained (recorded before inputs were retained, or its digest is unknown)'),
+  REPLAY_INPUT_PRUNED: spec('unavailable', 503, 'an input of the decision was pruned by the retention setting; only its digest remains'),
+  REPLAY_MISMATCH: spec('verification-failed', 422, 'the re-evaluated decision differs from the recorded one'),
 
   // --- policy and artifacts (src/policy, src/artifact) ---------------------------------------
   POLICY_INVALID: spec('malformed', 400, 'a policy document does not parse or does not match the policy schema'),

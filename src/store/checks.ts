@@ -15,6 +15,9 @@ import { MisuseError, UnavailableError } from '../lib/errors.js';
 import { SNP_AK_NAME_PREFIX } from './types.js';
 import type {
   AttestationCommit,
+  CheckpointRecord,
+  NewRetainedInput,
+  RetainedInput,
   ChallengeRecord,
   DecisionInput,
   DecisionRecord,
@@ -344,3 +347,55 @@ export function checkU32(v: number, field: string): number {
 
 /** One queued ledger write: a plain decision, or an attestation with its consumption and counters. */
 export type LedgerOp = { readonly kind: 'decision'; readonly decision: DecisionInput } | { readonly kind: 'attestation'; readonly commit: AttestationCommit };
+
+// --- ledger checkpoints and retained inputs (migration v6) ------------------------------------
+
+const INPUT_KIND_RE = /^[a-z][a-z0-9-]{0,31}$/;
+const HEX64 = /^[0-9a-f]{64}$/;
+/** Largest retained input: evidence is at most 1 MiB (EVIDENCE_MAX_BYTES), a context less. */
+export const RETAINED_INPUT_MAX_BYTES = 4 * 1024 * 1024;
+
+/** Checks inputs to retain: a lower-case token kind, bytes within the limit that hash to the digest. */
+export function checkInputs(inputs: readonly NewRetainedInput[] | undefined, name: string): readonly NewRetainedInput[] {
+  if (inputs === undefined) return [];
+  if (!Array.isArray(inputs) || inputs.length > 64) throw misuse(`${name} must be an array of at most 64 inputs`);
+  for (const i of inputs) {
+    if (typeof i.digest !== 'string' || !HEX64.test(i.digest)) throw misuse(`${name}: digest must be 64 lower-case hex digits`);
+    if (typeof i.kind !== 'string' || !INPUT_KIND_RE.test(i.kind)) throw misuse(`${name}: kind must be a lower-case token`);
+    if (!(i.bytes instanceof Uint8Array) || i.bytes.length > RETAINED_INPUT_MAX_BYTES) throw misuse(`${name}: bytes must be a Uint8Array of at most ${RETAINED_INPUT_MAX_BYTES} bytes`);
+    if (createHash('sha256').update(i.bytes).digest('hex') !== i.digest) throw misuse(`${name}: the bytes of input ${i.digest} do not hash to its digest`);
+  }
+  return inputs;
+}
+
+/** Checks a checkpoint record before it is stored. */
+export function checkCheckpoint(c: CheckpointRecord): void {
+  if (!Number.isSafeInteger(c.treeSize) || c.treeSize < 1) throw misuse('putCheckpoint: treeSize must be a positive integer');
+  checkBytes(c.rootHash, 'rootHash', 32);
+  checkTime(c.signedAt, 'signedAt');
+  if (typeof c.kid !== 'string' || c.kid.length === 0 || c.kid.length > 128) throw misuse('putCheckpoint: kid must be 1..128 characters');
+  if (typeof c.jws !== 'string' || c.jws.length === 0 || c.jws.length > 4096) throw misuse('putCheckpoint: jws must be 1..4096 characters');
+}
+
+export function checkpointFromRow(r: Row): CheckpointRecord {
+  const t = 'ledger_checkpoints';
+  const rootHash = colBlob(r, t, 'root_hash');
+  if (rootHash.length !== 32) throw corrupt(t, 'root_hash', `${rootHash.length} bytes`);
+  return { treeSize: colInt(r, t, 'tree_size'), rootHash, signedAt: colInt(r, t, 'signed_at'), kid: colText(r, t, 'kid'), jws: colText(r, t, 'jws') };
+}
+
+export function inputFromRow(r: Row): RetainedInput {
+  const t = 'retained_inputs';
+  const digest = colText(r, t, 'digest');
+  if (!HEX64.test(digest)) throw corrupt(t, 'digest', 'a value that is not 64 hex digits');
+  const bytes = colBlobOrNull(r, t, 'bytes');
+  const prunedAt = colIntOrNull(r, t, 'pruned_at');
+  if ((bytes === null) !== (prunedAt !== null)) throw corrupt(t, 'pruned_at', bytes === null ? 'NULL for pruned bytes' : 'a time for bytes still held');
+  return { digest, kind: colText(r, t, 'kind'), bytes, storedAt: colInt(r, t, 'stored_at'), prunedAt };
+}
+
+/** The lower-case hex digest check of store calls that take one. */
+export function checkDigest(v: unknown, name: string): string {
+  if (typeof v !== 'string' || !HEX64.test(v)) throw misuse(`${name} must be 64 lower-case hex digits`);
+  return v;
+}

@@ -33,6 +33,9 @@ export {
   type PolicyRecord,
   type QuoteCounters,
   type Store,
+  type CheckpointRecord,
+  type NewRetainedInput,
+  type RetainedInput,
 } from './types.js';
 export { MIGRATIONS, migrationChecksum, type Migration } from './migrations.js';
 export { SQLITE_DEFAULT_FILE, SqliteStore, type SqliteStoreOptions } from './sqlite.js';

@@ -343,6 +343,71 @@ CREATE TABLE secrets (
 );
 `;
 
+/**
+ * Version 6: the ledger's signed checkpoints and the retained inputs of decisions (issue #8).
+ *
+ * - `ledger_checkpoints`: one signed tree head per tree size (src/ledger/checkpoint.ts), the JWS
+ *   exactly as signed; append-only like the ledger. Two replicas that sign the same size keep the
+ *   first (both roots are the same tree's).
+ * - `retained_inputs`: content-addressed inputs of decisions (evidence, appraisal context, signing
+ *   keys, trust anchors), `digest` = SHA-256 hex of `bytes`. Pruning by the retention setting sets
+ *   `bytes` to NULL and `pruned_at`; the digest stays, so a decision still names what it used.
+ */
+const V6_SQLITE = `
+CREATE TABLE ledger_checkpoints (
+  tree_size      INTEGER PRIMARY KEY CHECK (tree_size >= 1),
+  root_hash      BLOB NOT NULL CHECK (length(root_hash) = 32),
+  signed_at      INTEGER NOT NULL,
+  kid            TEXT NOT NULL,
+  jws            TEXT NOT NULL
+);
+CREATE TRIGGER ledger_checkpoints_append_only_update BEFORE UPDATE ON ledger_checkpoints
+BEGIN SELECT RAISE(ABORT, 'ledger checkpoints are append-only'); END;
+CREATE TRIGGER ledger_checkpoints_append_only_delete BEFORE DELETE ON ledger_checkpoints
+BEGIN SELECT RAISE(ABORT, 'ledger checkpoints are append-only'); END;
+
+CREATE TABLE retained_inputs (
+  digest         TEXT PRIMARY KEY CHECK (length(digest) = 64),
+  kind           TEXT NOT NULL,
+  bytes          BLOB,
+  stored_at      INTEGER NOT NULL,
+  pruned_at      INTEGER,
+  CHECK ((bytes IS NULL) = (pruned_at IS NOT NULL))
+);
+CREATE INDEX retained_inputs_stored ON retained_inputs (stored_at);
+`;
+
+const V6_POSTGRES = `
+CREATE TABLE ledger_checkpoints (
+  tree_size      BIGINT PRIMARY KEY CHECK (tree_size >= 1),
+  root_hash      BYTEA NOT NULL CHECK (octet_length(root_hash) = 32),
+  signed_at      BIGINT NOT NULL,
+  kid            TEXT NOT NULL,
+  jws            TEXT NOT NULL
+);
+CREATE FUNCTION ledger_checkpoints_append_only() RETURNS trigger LANGUAGE plpgsql AS $$
+BEGIN
+  RAISE EXCEPTION 'ledger checkpoints are append-only';
+END;
+$$;
+CREATE TRIGGER ledger_checkpoints_append_only_update BEFORE UPDATE ON ledger_checkpoints
+  FOR EACH ROW EXECUTE FUNCTION ledger_checkpoints_append_only();
+CREATE TRIGGER ledger_checkpoints_append_only_delete BEFORE DELETE ON ledger_checkpoints
+  FOR EACH ROW EXECUTE FUNCTION ledger_checkpoints_append_only();
+CREATE TRIGGER ledger_checkpoints_append_only_truncate BEFORE TRUNCATE ON ledger_checkpoints
+  FOR EACH STATEMENT EXECUTE FUNCTION ledger_checkpoints_append_only();
+
+CREATE TABLE retained_inputs (
+  digest         TEXT COLLATE "C" PRIMARY KEY CHECK (length(digest) = 64),
+  kind           TEXT NOT NULL,
+  bytes          BYTEA,
+  stored_at      BIGINT NOT NULL,
+  pruned_at      BIGINT,
+  CHECK ((bytes IS NULL) = (pruned_at IS NOT NULL))
+);
+CREATE INDEX retained_inputs_stored ON retained_inputs (stored_at);
+`;
+
 /** Every migration, in version order (dense, from 1). */
 export const MIGRATIONS: readonly Migration[] = [
   { version: 1, name: 'initial schema', sqlite: V1_SQLITE, postgres: V1_POSTGRES },
@@ -350,4 +415,5 @@ export const MIGRATIONS: readonly Migration[] = [
   { version: 3, name: 'SNP-only nodes', sqlite: V3_SQLITE, postgres: V3_POSTGRES },
   { version: 4, name: 'node revocation and heartbeat', sqlite: V4_SQLITE, postgres: V4_POSTGRES },
   { version: 5, name: 'key broker secrets', sqlite: V5_SQLITE, postgres: V5_POSTGRES },
+  { version: 6, name: 'ledger checkpoints and retained inputs', sqlite: V6_SQLITE, postgres: V6_POSTGRES },
 ];

@@ -44,8 +44,12 @@ import {
   PARAMS_LIMITS,
   SECRET_ID_RE,
   checkBytes,
+  checkCheckpoint,
   checkCounters,
+  checkDigest,
   checkId,
+  checkInputs,
+  checkpointFromRow,
   checkTime,
   checkU32,
   challengeFromRow,
@@ -56,6 +60,7 @@ import {
   decisionFromRow,
   encodePcr10,
   imaFromRow,
+  inputFromRow,
   misuse,
   nodeFromRow,
   nodeIdentity,
@@ -74,6 +79,7 @@ import type {
   AttestationCommit,
   AttestationInputs,
   AttestationOutcome,
+  CheckpointRecord,
   ChallengeRecord,
   ChallengeRefusal,
   CompleteEnrollmentResult,
@@ -86,6 +92,7 @@ import type {
   NewChallenge,
   NewNode,
   NewPendingEnrollment,
+  NewRetainedInput,
   NodeRecord,
   NodeRevocationResult,
   PendingEnrollment,
@@ -93,6 +100,7 @@ import type {
   PolicyRecord,
   QuoteCounters,
   RecordedAttestation,
+  RetainedInput,
   SecretRecord,
   Store,
   TakePendingSnpEnrollmentResult,
@@ -753,6 +761,7 @@ export class PostgresStore implements Store {
   async appendDecision(decision: DecisionInput): Promise<AppendedDecision> {
     if (decision.nodeId !== null) checkPgId(decision.nodeId, 'nodeId');
     checkTime(decision.time, 'time');
+    checkInputs(decision.inputs, 'appendDecision: inputs');
     return this.#enqueue({ kind: 'decision', decision });
   }
 
@@ -760,6 +769,7 @@ export class PostgresStore implements Store {
     checkPgId(commit.challengeId, 'challengeId');
     checkPgId(commit.nodeId, 'nodeId');
     checkTime(commit.now, 'now');
+    checkInputs(commit.decision.inputs, 'commitAttestation: decision.inputs');
     if (commit.counters !== null) {
       if (commit.counters.expected !== null) checkCounters(commit.counters.expected, 'expected');
       checkCounters(commit.counters.next, 'next');
@@ -829,6 +839,8 @@ export class PostgresStore implements Store {
       }
       seq += 1;
       const { entry, hash } = buildLedgerEntry({ seq, prev, time: d.time, kind: d.kind, node: d.nodeId, outcome: d.outcome, body: d.body });
+      // The decision's inputs in its own transaction: a recorded decision never names a lost input.
+      for (const i of d.inputs ?? []) await this.#insertInput(q, i, d.time);
       cols.seq.push(seq);
       cols.kind.push(d.kind);
       cols.node.push(d.nodeId);
@@ -916,6 +928,80 @@ export class PostgresStore implements Store {
       const row = r.rows[0];
       return row === undefined ? null : decisionFromRow(row);
     });
+  }
+
+  // --- ledger checkpoints and retained inputs (migration v6) -----------------------------------
+
+  async putCheckpoint(c: CheckpointRecord): Promise<CheckpointRecord> {
+    checkCheckpoint(c);
+    checkPgText(c.kid, 'kid');
+    checkPgText(c.jws, 'jws');
+    return this.#run('putCheckpoint', async (q) => {
+      // Another replica may have signed the same tree size first: its record is kept and returned.
+      await q(
+        'ledger_checkpoints',
+        'INSERT INTO ledger_checkpoints (tree_size, root_hash, signed_at, kid, jws) VALUES ($1, $2, $3, $4, $5) ON CONFLICT (tree_size) DO NOTHING',
+        [c.treeSize, Buffer.from(c.rootHash), c.signedAt, c.kid, c.jws],
+      );
+      const row = (await q('ledger_checkpoints', 'SELECT * FROM ledger_checkpoints WHERE tree_size = $1', [c.treeSize])).rows[0];
+      if (row === undefined) throw new UnavailableError('STORE_UNAVAILABLE', `store: checkpoint ${c.treeSize} is missing right after it was written`);
+      return checkpointFromRow(row);
+    });
+  }
+
+  async listCheckpoints(fromSize: number, limit: number): Promise<CheckpointRecord[]> {
+    if (!Number.isSafeInteger(fromSize) || fromSize < 0) throw misuse('listCheckpoints: fromSize must be a non-negative integer');
+    if (!Number.isSafeInteger(limit) || limit < 1 || limit > MAX_LIST) throw misuse(`listCheckpoints: limit must be 1..${MAX_LIST}`);
+    return this.#run('listCheckpoints', async (q) =>
+      (await q('ledger_checkpoints', 'SELECT * FROM ledger_checkpoints WHERE tree_size >= $1 ORDER BY tree_size LIMIT $2', [fromSize, limit])).rows.map(checkpointFromRow),
+    );
+  }
+
+  async latestCheckpoint(): Promise<CheckpointRecord | null> {
+    return this.#run('latestCheckpoint', async (q) => {
+      const row = (await q('ledger_checkpoints', 'SELECT * FROM ledger_checkpoints ORDER BY tree_size DESC LIMIT 1')).rows[0];
+      return row === undefined ? null : checkpointFromRow(row);
+    });
+  }
+
+  /** Content-addressed: a digest stored once (pruned or not) is left as it is. */
+  async #insertInput(q: Query, i: NewRetainedInput, now: number): Promise<void> {
+    await q('retained_inputs', 'INSERT INTO retained_inputs (digest, kind, bytes, stored_at) VALUES ($1, $2, $3, $4) ON CONFLICT (digest) DO NOTHING', [
+      i.digest,
+      i.kind,
+      Buffer.from(i.bytes.buffer, i.bytes.byteOffset, i.bytes.byteLength),
+      now,
+    ]);
+  }
+
+  async putInputs(inputs: readonly NewRetainedInput[], now: number): Promise<void> {
+    const list = checkInputs(inputs, 'putInputs');
+    checkTime(now, 'now');
+    await this.#tx('putInputs', async (q) => {
+      for (const i of list) await this.#insertInput(q, i, now);
+    });
+  }
+
+  async getInput(digest: string): Promise<RetainedInput | null> {
+    checkDigest(digest, 'getInput: digest');
+    return this.#run('getInput', async (q) => {
+      const row = (await q('retained_inputs', 'SELECT * FROM retained_inputs WHERE digest = $1', [digest])).rows[0];
+      return row === undefined ? null : inputFromRow(row);
+    });
+  }
+
+  async listInputs(afterDigest: string | null, limit: number): Promise<RetainedInput[]> {
+    if (afterDigest !== null) checkDigest(afterDigest, 'listInputs: afterDigest');
+    if (!Number.isSafeInteger(limit) || limit < 1 || limit > MAX_LIST) throw misuse(`listInputs: limit must be 1..${MAX_LIST}`);
+    return this.#run('listInputs', async (q) =>
+      (await q('retained_inputs', 'SELECT * FROM retained_inputs WHERE digest > $1 ORDER BY digest LIMIT $2', [afterDigest ?? '', limit])).rows.map(inputFromRow),
+    );
+  }
+
+  async pruneInputs(before: number, now: number): Promise<number> {
+    checkTime(before, 'before');
+    checkTime(now, 'now');
+    return this.#run('pruneInputs', async (q) => (await q('retained_inputs', 'UPDATE retained_inputs SET bytes = NULL, pruned_at = $1 WHERE stored_at < $2 AND bytes IS NOT NULL', [now, before])).rowCount);
   }
 
   // --- key broker secrets ----------------------------------------------------------------------

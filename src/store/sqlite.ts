@@ -33,8 +33,13 @@ import {
   PARAMS_LIMITS,
   SECRET_ID_RE,
   checkBytes,
+  checkCheckpoint,
   checkCounters,
+  checkDigest,
   checkId,
+  checkInputs,
+  checkpointFromRow,
+  inputFromRow,
   checkTime,
   checkU32,
   challengeFromRow,
@@ -58,6 +63,9 @@ import {
 import { recordedDecision } from './commit.js';
 import { MIGRATIONS, SCHEMA_MIGRATIONS_SQLITE, migrationChecksum } from './migrations.js';
 import type {
+  CheckpointRecord,
+  NewRetainedInput,
+  RetainedInput,
   SecretRecord,
   AppendedDecision,
   AttestationCommit,
@@ -197,6 +205,8 @@ export class SqliteStore implements Store {
       `INSERT INTO decisions (seq, kind, node_id, outcome, decided_at, entry, prev_hash, hash)
        VALUES (?, ?, ?, ?, ?, ?, ?, ?)`,
     );
+    // Content-addressed: a digest stored once (pruned or not) is left as it is.
+    const insertInput = db.prepare('INSERT INTO retained_inputs (digest, kind, bytes, stored_at) VALUES (?, ?, ?, ?) ON CONFLICT (digest) DO NOTHING');
 
     // Compare-and-set in one statement: the row moves only if it still holds `expected`.
     const casCountersFromNone = db.prepare(
@@ -350,6 +360,8 @@ export class SqliteStore implements Store {
           }
           seq += 1;
           const { entry, hash } = buildLedgerEntry({ seq, prev, time: d.time, kind: d.kind, node: d.nodeId, outcome: d.outcome, body: d.body });
+          // The decision's inputs in its own transaction: a recorded decision never names a lost input.
+          for (const i of d.inputs ?? []) insertInput.run(i.digest, i.kind, Buffer.from(i.bytes.buffer, i.bytes.byteOffset, i.bytes.byteLength), d.time);
           insertDecision.run(seq, d.kind, d.nodeId, d.outcome, d.time, Buffer.from(entry), Buffer.from(prev), Buffer.from(hash));
           out.push(outcome === undefined ? { seq, hash } : { seq, hash, outcome });
           prev = hash;
@@ -670,6 +682,7 @@ export class SqliteStore implements Store {
   async appendDecision(decision: DecisionInput): Promise<AppendedDecision> {
     if (decision.nodeId !== null) checkId(decision.nodeId, 'nodeId');
     checkTime(decision.time, 'time');
+    checkInputs(decision.inputs, 'appendDecision: inputs');
     return this.#enqueue({ kind: 'decision', decision });
   }
 
@@ -706,6 +719,7 @@ export class SqliteStore implements Store {
     checkId(commit.challengeId, 'challengeId');
     checkId(commit.nodeId, 'nodeId');
     checkTime(commit.now, 'now');
+    checkInputs(commit.decision.inputs, 'commitAttestation: decision.inputs');
     if (commit.counters !== null) {
       if (commit.counters.expected !== null) checkCounters(commit.counters.expected, 'expected');
       checkCounters(commit.counters.next, 'next');
@@ -821,6 +835,58 @@ export class SqliteStore implements Store {
       ) as Row | undefined;
       return row === undefined ? null : decisionFromRow(row);
     });
+  }
+
+  async putCheckpoint(c: CheckpointRecord): Promise<CheckpointRecord> {
+    checkCheckpoint(c);
+    return this.#run('putCheckpoint', () => {
+      this.#stmt('INSERT INTO ledger_checkpoints (tree_size, root_hash, signed_at, kid, jws) VALUES (?, ?, ?, ?, ?) ON CONFLICT (tree_size) DO NOTHING').run(c.treeSize, Buffer.from(c.rootHash), c.signedAt, c.kid, c.jws);
+      return checkpointFromRow(this.#stmt('SELECT * FROM ledger_checkpoints WHERE tree_size = ?').get(c.treeSize) as Row);
+    });
+  }
+
+  async listCheckpoints(fromSize: number, limit: number): Promise<CheckpointRecord[]> {
+    if (!Number.isSafeInteger(fromSize) || fromSize < 0) throw misuse('listCheckpoints: fromSize must be a non-negative integer');
+    if (!Number.isSafeInteger(limit) || limit < 1 || limit > MAX_LIST) throw misuse(`listCheckpoints: limit must be 1..${MAX_LIST}`);
+    return this.#run('listCheckpoints', () => (this.#stmt('SELECT * FROM ledger_checkpoints WHERE tree_size >= ? ORDER BY tree_size LIMIT ?').all(fromSize, limit) as Row[]).map(checkpointFromRow));
+  }
+
+  async latestCheckpoint(): Promise<CheckpointRecord | null> {
+    return this.#run('latestCheckpoint', () => {
+      const row = this.#stmt('SELECT * FROM ledger_checkpoints ORDER BY tree_size DESC LIMIT 1').get() as Row | undefined;
+      return row === undefined ? null : checkpointFromRow(row);
+    });
+  }
+
+  async putInputs(inputs: readonly NewRetainedInput[], now: number): Promise<void> {
+    const list = checkInputs(inputs, 'putInputs');
+    checkTime(now, 'now');
+    this.#run('putInputs', () => {
+      const st = this.#stmt('INSERT INTO retained_inputs (digest, kind, bytes, stored_at) VALUES (?, ?, ?, ?) ON CONFLICT (digest) DO NOTHING');
+      this.#db.transaction(() => {
+        for (const i of list) st.run(i.digest, i.kind, Buffer.from(i.bytes), now);
+      }).immediate();
+    });
+  }
+
+  async getInput(digest: string): Promise<RetainedInput | null> {
+    checkDigest(digest, 'getInput: digest');
+    return this.#run('getInput', () => {
+      const row = this.#stmt('SELECT * FROM retained_inputs WHERE digest = ?').get(digest) as Row | undefined;
+      return row === undefined ? null : inputFromRow(row);
+    });
+  }
+
+  async listInputs(afterDigest: string | null, limit: number): Promise<RetainedInput[]> {
+    if (afterDigest !== null) checkDigest(afterDigest, 'listInputs: afterDigest');
+    if (!Number.isSafeInteger(limit) || limit < 1 || limit > MAX_LIST) throw misuse(`listInputs: limit must be 1..${MAX_LIST}`);
+    return this.#run('listInputs', () => (this.#stmt('SELECT * FROM retained_inputs WHERE digest > ? ORDER BY digest LIMIT ?').all(afterDigest ?? '', limit) as Row[]).map(inputFromRow));
+  }
+
+  async pruneInputs(before: number, now: number): Promise<number> {
+    checkTime(before, 'before');
+    checkTime(now, 'now');
+    return this.#run('pruneInputs', () => this.#stmt('UPDATE retained_inputs SET bytes = NULL, pruned_at = ? WHERE stored_at < ? AND bytes IS NOT NULL').run(now, before).changes);
   }
 
   async close(): Promise<void> {

@@ -223,6 +223,38 @@ export interface DecisionInput {
   readonly time: number;
   /** Kind-specific detail (input digests, reasons); canonical CBOR data model. */
   readonly body: Readonly<Record<string, unknown>>;
+  /**
+   * Inputs to retain with the decision (content-addressed, see {@link RetainedInput}), written in
+   * the transaction that appends it, so a recorded decision never names an input that was lost.
+   */
+  readonly inputs?: readonly NewRetainedInput[];
+}
+
+/** An input of a decision to retain: `digest` is the SHA-256 (lower-case hex) of `bytes`. */
+export interface NewRetainedInput {
+  readonly digest: string;
+  /** What the bytes are (lower-case token): evidence, appraisal-context, signing-key, trust-anchors, … */
+  readonly kind: string;
+  readonly bytes: Uint8Array;
+}
+
+/** A retained input as stored; `bytes` is null once the retention setting pruned it. */
+export interface RetainedInput {
+  readonly digest: string;
+  readonly kind: string;
+  readonly bytes: Uint8Array | null;
+  readonly storedAt: number;
+  readonly prunedAt: number | null;
+}
+
+/** A signed ledger checkpoint (src/ledger/checkpoint.ts) as stored. */
+export interface CheckpointRecord {
+  readonly treeSize: number;
+  readonly rootHash: Uint8Array;
+  readonly signedAt: number;
+  readonly kid: string;
+  /** The compact JWS exactly as signed. */
+  readonly jws: string;
 }
 
 /** Where an appended decision landed. */
@@ -400,6 +432,24 @@ export interface Store {
   ledgerHead(): Promise<AppendedDecision | null>;
   /** The last decision of `kind` (about `nodeId` when given, else about any node or none), or null. */
   lastDecision(kind: DecisionKind, nodeId?: string): Promise<DecisionRecord | null>;
+
+  // --- ledger checkpoints and retained inputs (migration v6) -----------------------------------
+  /**
+   * Stores a signed checkpoint. If one of the same tree size is stored already (another replica
+   * signed it first) that one is kept and returned; otherwise `c` is.
+   */
+  putCheckpoint(c: CheckpointRecord): Promise<CheckpointRecord>;
+  /** Checkpoints with treeSize >= `fromSize`, ascending, at most `limit` (1..10 000). */
+  listCheckpoints(fromSize: number, limit: number): Promise<CheckpointRecord[]>;
+  /** The checkpoint of the largest tree size, or null. */
+  latestCheckpoint(): Promise<CheckpointRecord | null>;
+  /** Retains inputs (idempotent: a digest already stored, pruned or not, is left as it is). */
+  putInputs(inputs: readonly NewRetainedInput[], now: number): Promise<void>;
+  getInput(digest: string): Promise<RetainedInput | null>;
+  /** Inputs ordered by digest after `afterDigest` (exclusive; null: from the start), at most `limit` (1..10 000). */
+  listInputs(afterDigest: string | null, limit: number): Promise<RetainedInput[]>;
+  /** Drops the bytes of inputs stored before `before` (their digests stay); returns how many. */
+  pruneInputs(before: number, now: number): Promise<number>;
 
   // --- key broker secrets (src/secrets) -------------------------------------------------------
   /** Inserts or replaces a secret row (ciphertext only; the store never sees a plaintext). */

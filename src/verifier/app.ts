@@ -22,6 +22,9 @@
  *   GET  /v1/events                       node state changes as server-sent events (admin, operator); the same
  *                                         events go to the configured webhooks (./webhooks.ts), `stale` from ./stale.ts
  *   POST /v1/authorize                    {node, action, resource} → admission artifact or refusal (relying-party)
+ *
+ * Ledger routes (./ledger-routes.ts): the latest signed checkpoint (public), inclusion and
+ * consistency proofs (any token), checkpoints on demand, entries and replay (admin, operator).
  */
 import Fastify, { type FastifyInstance, type FastifyServerOptions } from 'fastify';
 import { Type, type Static } from '@sinclair/typebox';
@@ -39,6 +42,8 @@ import type { SecretsMasterKey } from '../secrets/at-rest.js';
 import { registerSecretRoutes } from './secrets-routes.js';
 import { StaleWatcher, type StaleTimers } from './stale.js';
 import { WebhookDispatcher, type WebhookConfig } from './webhooks.js';
+import { CheckpointTimer, LedgerService } from './ledger.js';
+import { registerLedgerRoutes } from './ledger-routes.js';
 
 declare module 'fastify' {
   interface FastifyInstance {
@@ -46,6 +51,8 @@ declare module 'fastify' {
     webhooks: WebhookDispatcher | null;
     /** The stale watcher of {@link AppOptions.staleCheck}, or null. */
     staleWatcher: StaleWatcher | null;
+    /** The ledger's Merkle tree, checkpoints and proofs. */
+    ledger: LedgerService;
   }
 }
 
@@ -103,6 +110,10 @@ export interface AppOptions {
   readonly admission?: AdmissionConfig;
   /** The secrets master key; absent: no secret routes (see ./secrets-routes.ts). */
   readonly secretsKey?: SecretsMasterKey;
+  /** Sign a ledger checkpoint at this period while the app runs (when the ledger grew); absent: on demand only. */
+  readonly checkpoint?: { readonly periodMs: number; readonly timers?: HeartbeatTimers };
+  /** Prune retained inputs older than this (milliseconds), at each checkpoint period; absent: keep them. */
+  readonly retainInputsMs?: number;
   /** Node events delivered as signed webhooks (see ./webhooks.ts); absent: none. */
   readonly webhooks?: WebhookConfig;
   /** Publish `stale` events, checking at this period (see ./stale.ts); absent: no stale events. */
@@ -169,7 +180,11 @@ export async function buildApp(service: VerifierService, opts: AppOptions = {}):
     const type = (req.headers['content-type'] ?? '').split(';')[0]?.trim().toLowerCase();
     let evidence;
     let evidenceDigest: Uint8Array | undefined;
-    if (type === 'application/cbor' && Buffer.isBuffer(req.body)) ({ evidence, digest: evidenceDigest } = decodeEvidenceCborWithDigest(new Uint8Array(req.body)));
+    let evidenceBytes: Uint8Array | undefined;
+    if (type === 'application/cbor' && Buffer.isBuffer(req.body)) {
+      evidenceBytes = new Uint8Array(req.body);
+      ({ evidence, digest: evidenceDigest } = decodeEvidenceCborWithDigest(evidenceBytes));
+    }
     else if (type === 'application/json') evidence = decodeEvidenceJsonValue(req.body);
     else throw new ParseError('REQUEST_UNSUPPORTED_MEDIA_TYPE', 'evidence must be application/cbor or application/json');
     // Artifact options from the query: `format=jwt|cwt`, `nonce=<relying party nonce>` (echoed as eat_nonce).
@@ -178,7 +193,7 @@ export async function buildApp(service: VerifierService, opts: AppOptions = {}):
     if (format !== 'jwt' && format !== 'cwt') throw new ParseError('REQUEST_MALFORMED', 'query format must be jwt or cwt', { field: 'format' });
     const nonce = query['nonce'];
     if (nonce !== undefined && (typeof nonce !== 'string' || !/^[\x21-\x7e]{8,88}$/.test(nonce))) throw new ParseError('REQUEST_MALFORMED', 'query nonce must be 8..88 printable ASCII characters', { field: 'nonce' });
-    const result = await service.attest(evidence, { ...(evidenceDigest !== undefined ? { evidenceDigest } : {}), format, ...(nonce !== undefined ? { nonce } : {}) });
+    const result = await service.attest(evidence, { ...(evidenceDigest !== undefined ? { evidenceDigest } : {}), ...(evidenceBytes !== undefined ? { evidenceBytes } : {}), format, ...(nonce !== undefined ? { nonce } : {}) });
     if (result.decision === 'affirming') {
       const ima = result.appraisal.claims?.runtime;
       return reply.status(200).send({
@@ -331,6 +346,31 @@ export async function buildApp(service: VerifierService, opts: AppOptions = {}):
   if (staleWatcher !== null) {
     app.addHook('onReady', async () => staleWatcher.start());
     app.addHook('onClose', async () => staleWatcher.stop());
+  }
+
+  // The ledger: Merkle tree, checkpoints (periodic and on demand), proofs, replay.
+  const ledger = new LedgerService({ store: service.deps.store, signer: service.deps.signer, clock, verifierId: service.settings.verifierId, recordSigningKeys: () => service.recordSigningKeys() });
+  app.decorate('ledger', ledger);
+  await registerLedgerRoutes(app, ledger, service.deps.store, tokens);
+  const retainMs = opts.retainInputsMs;
+  const checkpoints =
+    opts.checkpoint === undefined
+      ? undefined
+      : new CheckpointTimer({
+          ledger,
+          periodMs: opts.checkpoint.periodMs,
+          ...(opts.checkpoint.timers !== undefined ? { timers: opts.checkpoint.timers } : {}),
+          onError: (e) => app.log.error({ err: e }, 'ledger checkpoint not signed'),
+          ...(retainMs !== undefined ? { alsoEachPeriod: async () => void (await service.deps.store.pruneInputs(clock() - retainMs, clock())) } : {}),
+        });
+  if (checkpoints !== undefined) {
+    app.addHook('onReady', async () => checkpoints.start());
+    // A last checkpoint on a clean shutdown, so the newest decisions are under a signed root too.
+    app.addHook('preClose', async () => {
+      checkpoints.stop();
+      await ledger.checkpoint().catch((e: unknown) => app.log.error({ err: e }, 'final ledger checkpoint not signed'));
+    });
+    app.addHook('onClose', async () => checkpoints.stop());
   }
 
   // currentJwks picks up a rotation made by `vouch verifier rotate-key` while the verifier runs.

@@ -59,6 +59,10 @@ export interface ServerConfig {
   readonly webhooksFile?: string;
   /** Period of the check for nodes past their deadline (`stale` events), in seconds; absent: 10; 0: none. */
   readonly staleCheckSeconds?: number;
+  /** Period of ledger checkpoints in seconds (signed when the ledger grew); absent: 60; 0: on demand only. */
+  readonly checkpointSeconds?: number;
+  /** Days the retained inputs of decisions are kept (then pruned to their digests); absent: kept. */
+  readonly retainInputsDays?: number;
   /** Re-attestation interval and deadline multiple for every group (default 300 s × 3). */
   readonly reattestation?: { readonly intervalSeconds: number; readonly deadlineMultiple: number };
   readonly logLevel: 'silent' | 'error' | 'warn' | 'info' | 'debug';
@@ -224,6 +228,9 @@ export async function startServer(cfg: ServerConfig): Promise<RunningVerifier> {
       { store, signer, clock: () => Date.now(), random: defaultRandom },
     );
     await service.installPolicies();
+    // The trust anchors and signing keys in force, recorded in the ledger (checkpoints are checked against them).
+    await service.installTrustAnchors();
+    const checkpointMs = (cfg.checkpointSeconds ?? 60) * 1000;
     const secretsKey = loadSecretsMasterKey(cfg.secretsKeyFile);
     const app = await buildApp(service, {
       ...(secretsKey !== null ? { secretsKey } : {}),
@@ -235,6 +242,8 @@ export async function startServer(cfg: ServerConfig): Promise<RunningVerifier> {
       ...(cfg.admission !== undefined ? { admission: parseAdmissionConfig(cfg.admission) } : {}),
       ...(webhooks !== undefined ? { webhooks } : {}),
       ...(staleMs > 0 ? { staleCheck: { periodMs: staleMs } } : {}),
+      ...(checkpointMs > 0 ? { checkpoint: { periodMs: checkpointMs } } : {}),
+      ...(cfg.retainInputsDays !== undefined ? { retainInputsMs: cfg.retainInputsDays * 86_400_000 } : {}),
     });
     if (kds?.imported !== undefined) app.log.info({ snpCollateralBundle: kds.imported }, 'SEV-SNP collateral bundle imported into the KDS cache');
     if (tdx?.imported !== undefined) app.log.info({ tdxCollateralBundle: tdx.imported }, 'TDX collateral bundle imported into the PCS cache');

@@ -29,12 +29,18 @@ import { TdxCollateralFiles, resolveTdxCollateral, type TdxSettings } from './td
 import { TdxQuoteVerifyCache } from '../tdx/verify.js';
 import type { PcsClient } from '../tdx/collateral.js';
 import type { SnpProduct } from '../snp/collateral.js';
-import { appraise, boundKeySupported, challengeSelection, type Appraisal, type ChallengeInput } from '../appraisal/appraise.js';
-import { appraiseSnpEnrollment, appraiseSnpOnly, snpOnlyPolicyFailures } from '../appraisal/snp-only.js';
-import { evidenceDigest, type Evidence } from '../evidence/envelope.js';
+import { boundKeySupported, challengeSelection, type Appraisal } from '../appraisal/appraise.js';
+import { appraiseSnpEnrollment, snpOnlyPolicyFailures } from '../appraisal/snp-only.js';
+import { encodeEvidenceCbor, evidenceDigest, type Evidence } from '../evidence/envelope.js';
 import { parseNodeKey } from '../evidence/key-proof.js';
-import { CHALLENGE_REFUSAL_CODES, SNP_AK_NAME_PREFIX, type ChallengeRecord, type ChallengeRefusal, type AttestationRaceFailures, type NodeRecord, type Store } from '../store/types.js';
+import { CHALLENGE_REFUSAL_CODES, SNP_AK_NAME_PREFIX, type ChallengeRefusal, type AttestationRaceFailures, type NewRetainedInput, type Store } from '../store/types.js';
 import { raceFailures } from '../store/commit.js';
+import { attestationDecision, encodeAppraisalContext, encodeTrustAnchors, evaluateAttestation, type AppraisalContext, type AppraisalInputRefs, type AppraisalTrust, type NodeSnapshot } from './attestation.js';
+import type { SnpSuppliedCollateral } from '../appraisal/snp.js';
+import type { TdxSuppliedCollateral } from '../appraisal/tdx.js';
+import { decodeLedgerEntry } from '../ledger/entry.js';
+import { canonicalJsonBytes } from '../policy/canonical.js';
+import { challengeInput } from './challenge.js';
 
 /** Settings of a verifier. */
 export interface VerifierSettings {
@@ -57,6 +63,11 @@ export interface VerifierSettings {
   readonly snp?: { readonly pinnedArks?: Readonly<Record<string, SnpProduct>>; readonly crls?: readonly Uint8Array[]; readonly kds?: SnpKdsSettings };
   /** Intel TDX: the collateral source and pinned roots (absent: TDX evidence is refused, TDX_COLLATERAL_NOT_CONFIGURED). */
   readonly tdx?: TdxSettings;
+  /**
+   * Retain the inputs of every appraisal (evidence bytes, appraisal context) content-addressed
+   * with its decision, so `vouch replay` can re-run it (default true).
+   */
+  readonly retainInputs?: boolean;
 }
 
 /** What varies between runs: injected so tests and replays are deterministic. */
@@ -184,10 +195,21 @@ export class VerifierService {
   readonly #boundKeys = new Map<string, CnfJwk | null>();
   /** Node state changes (enrolled, trusted, untrusted), for `GET /v1/events`. */
   readonly events = new EventBus();
+  /** The trust anchors appraisals use, and the retained input that records them with the EK CAs. */
+  readonly #appraisalTrust: AppraisalTrust;
+  readonly #trustInput: NewRetainedInput;
+  /** Signing keys (kid) already recorded in the ledger as trust anchors. */
+  readonly #recordedKids = new Set<string>();
 
   constructor(settings: VerifierSettings, deps: VerifierDeps) {
     this.settings = settings;
     this.deps = deps;
+    const snp = settings.snp;
+    this.#appraisalTrust = {
+      ...(snp?.pinnedArks !== undefined || snp?.crls !== undefined ? { snp: { ...(snp.pinnedArks !== undefined ? { pinnedArks: snp.pinnedArks } : {}), ...(snp.crls !== undefined ? { crls: snp.crls } : {}) } } : {}),
+      ...(settings.tdx?.pinnedRootFingerprints !== undefined ? { tdx: { pinnedRootFingerprints: settings.tdx.pinnedRootFingerprints } } : {}),
+    };
+    this.#trustInput = encodeTrustAnchors({ ...this.#appraisalTrust, tpmCas: settings.ekTrust.certificates.map((c) => c.der) });
     const src = settings.tdx?.collateral;
     this.#tdxCollateral = src === undefined ? undefined : 'path' in src ? new TdxCollateralFiles(src.path) : src.client;
   }
@@ -210,6 +232,66 @@ export class VerifierService {
         body: { group, policyId: policy.id, policyDigest: digest, previous: current?.digest ?? null },
       });
     }
+  }
+
+  /** SHA-256 (hex) of the trust anchors in force (EK CAs, SEV-SNP and TDX pins and CRLs). */
+  get trustDigest(): string {
+    return this.#trustInput.digest;
+  }
+
+  /**
+   * Records the trust anchors in force as a `trust-anchor` decision (with the anchors retained
+   * as an input) when they differ from the last recorded set, and every signing key of the
+   * keyring not recorded yet. Call at start, after {@link installPolicies}.
+   */
+  async installTrustAnchors(): Promise<void> {
+    const now = this.deps.clock();
+    const last = await this.deps.store.lastDecision('trust-anchor');
+    const lastSet = last === null ? null : decodeLedgerEntry(last.entry).body['trustSet'];
+    if (lastSet !== this.#trustInput.digest) {
+      await this.deps.store.appendDecision({
+        kind: 'trust-anchor',
+        nodeId: null,
+        outcome: 'anchors-set',
+        time: now,
+        body: { anchor: 'trust-set', trustSet: this.#trustInput.digest, previous: typeof lastSet === 'string' ? lastSet : null, tpmCas: this.settings.ekTrust.certificates.map((c) => toHex(sha256(c.der))).sort() },
+        inputs: [this.#trustInput],
+      });
+    }
+    await this.recordSigningKeys();
+  }
+
+  /**
+   * Records each key of the signing keyring's JWKS that the ledger does not hold yet, as a
+   * `trust-anchor` decision `{anchor: "signing-key", kid, jwk}`: checkpoints (and artifacts) it
+   * signs can then be checked against a key the hash chain itself carries.
+   */
+  async recordSigningKeys(): Promise<void> {
+    const jwks = await this.deps.signer.currentJwks();
+    for (const jwk of jwks.keys) {
+      if (this.#recordedKids.has(jwk.kid)) continue;
+      const bytes = canonicalJsonBytes(jwk);
+      const digest = toHex(sha256(bytes));
+      if ((await this.deps.store.getInput(digest)) === null) {
+        await this.deps.store.appendDecision({
+          kind: 'trust-anchor',
+          nodeId: null,
+          outcome: 'signing-key-added',
+          time: this.deps.clock(),
+          body: { anchor: 'signing-key', kid: jwk.kid, jwk: { ...jwk }, jwkSha256: digest, trustSet: this.#trustInput.digest },
+          inputs: [{ digest, kind: 'signing-key', bytes }],
+        });
+      }
+      this.#recordedKids.add(jwk.kid);
+    }
+  }
+
+  /** The retained inputs of an appraisal and their references for the decision body. */
+  #retainedInputs(evidence: Evidence, received: Uint8Array | undefined, ctx: Omit<AppraisalContext, 'trust'>): { inputs: NewRetainedInput[]; refs: AppraisalInputRefs } {
+    const bytes = received ?? encodeEvidenceCbor(evidence);
+    const ev: NewRetainedInput = { digest: toHex(sha256(bytes)), kind: 'evidence', bytes };
+    const context = encodeAppraisalContext({ ...ctx, trust: this.#trustInput.digest });
+    return { inputs: [ev, context], refs: { evidence: ev.digest, context: context.digest, trust: this.#trustInput.digest } };
   }
 
   /** Step 1 of enrollment: check the EK and AK, seal a credential to them. */
@@ -449,7 +531,7 @@ export class VerifierService {
     };
   }
 
-  #akKey(node: NodeRecord): TpmVerifyKey {
+  #akKey(node: NodeSnapshot): TpmVerifyKey {
     // An SNP node's ak_public is an empty placeholder: never decoded as a TPM key.
     if (node.kind !== 'tpm') throw new VerificationError('APPRAISAL_NODE_KIND_MISMATCH', `node ${node.nodeId} is an SNP-only node and has no attestation key`, { field: 'node.kind', expected: 'tpm', actual: node.kind });
     const hex = toHex(node.akPublic);
@@ -493,59 +575,45 @@ export class VerifierService {
     const policy = node === null ? null : (this.settings.groups.get(node.group) ?? null);
 
     const fresh = challengeInput(challenge, evidence.nodeId, now);
-    // An SNP-only node (or SNP-only evidence naming no enrolled node) is appraised by
-    // appraiseSnpOnly, a TPM node by appraise; each refuses evidence of the other kind.
-    const snpOnly = node !== null ? node.kind === 'snp' : evidence.tpm === undefined;
     let appraisal: Appraisal;
+    let snpOnly: boolean;
+    let snpCollateral: SnpSuppliedCollateral | undefined;
+    let tdxCollateral: TdxSuppliedCollateral | undefined;
     try {
       // SEV-SNP collateral from AMD KDS or its cache, fetched before the pure appraisal, and only
       // for a live (single-use) challenge of an enrolled node whose policy has SNP rules.
       const kds = this.settings.snp?.kds;
-      const snpCollateral =
+      snpCollateral =
         evidence.snp !== undefined && kds !== undefined && fresh.ok && node !== null && policy?.snp !== undefined
           ? await resolveSnpCollateral({ evidence: evidence.snp, pinnedArks: this.settings.snp?.pinnedArks, products: kds.products }, kds.client)
           : undefined;
-      const snpTrust = { ...(this.settings.snp ?? {}), cache: this.#snpCache, ...(snpCollateral !== undefined ? { collateral: snpCollateral } : {}) };
       // TDX collateral (files or Intel PCS), obtained before the pure appraisal under the same conditions.
-      const tdxCollateral =
+      tdxCollateral =
         evidence.tdx !== undefined && this.#tdxCollateral !== undefined && fresh.ok && node !== null && policy?.tdx !== undefined ? await resolveTdxCollateral(evidence.tdx, this.#tdxCollateral) : undefined;
-      const tdxPins = this.settings.tdx?.pinnedRootFingerprints;
-      const tdxTrust = { cache: this.#tdxCache, ...(tdxPins !== undefined ? { pinnedRootFingerprints: tdxPins } : {}), ...(tdxCollateral !== undefined ? { collateral: tdxCollateral } : {}) };
-      const digest = options.evidenceDigest !== undefined ? { evidenceDigest: options.evidenceDigest } : {};
-      appraisal = snpOnly
-        ? appraiseSnpOnly({
-            evidence,
-            challenge: fresh,
-            node: node === null ? null : { nodeId: node.nodeId, kind: node.kind, nodeKey: node.nodeKey },
-            policy,
-            now,
-            snpTrust,
-            ...digest,
-          })
-        : appraise({
-            evidence,
-            challenge: fresh,
-            node: node === null ? null : { nodeId: node.nodeId, ak: this.#akKey(node), counters: node.counters },
-            policy,
-            now,
-            boundKeySupported: this.#boundKey(evidence.boundKey) !== null,
-            imaState,
-            snpTrust,
-            tdxTrust,
-            ...digest,
-          });
+      // The pure evaluation, shared with replay (src/verifier/attestation.ts): an SNP-only node is
+      // appraised by appraiseSnpOnly, a TPM node by appraise; a revoked node is refused.
+      ({ appraisal, snpOnly } = evaluateAttestation({
+        evidence,
+        ...(options.evidenceDigest !== undefined ? { evidenceDigest: options.evidenceDigest } : {}),
+        challenge,
+        node,
+        imaState,
+        policy,
+        now,
+        trust: this.#appraisalTrust,
+        ...(snpCollateral !== undefined ? { snpCollateral } : {}),
+        ...(tdxCollateral !== undefined ? { tdxCollateral } : {}),
+        caches: { snp: this.#snpCache, tdx: this.#tdxCache, akKey: (n) => this.#akKey(n), boundKey: (spki) => this.#boundKey(spki) },
+      }));
     } catch (cause) {
       // An exception inside appraisal is never an allow: record it and answer 5xx.
       const f = failure('APPRAISAL_INTERNAL_ERROR', { message: isVouchError(cause) ? `${cause.code}: ${cause.message}` : 'unexpected error' });
       await this.#record('refusal', evidence.nodeId, 'error', now, { evidenceDigest: toHex(options.evidenceDigest ?? evidenceDigest(evidence)), failures: [f] }).catch(() => undefined);
       throw new UnavailableError('APPRAISAL_INTERNAL_ERROR', undefined, { cause });
     }
+    // What the evaluation read, retained content-addressed so the decision can be replayed.
+    const retained = this.settings.retainInputs === false ? undefined : this.#retainedInputs(evidence, options.evidenceBytes, { now, challenge, node, imaState, ...(snpCollateral !== undefined ? { snpCollateral } : {}), ...(tdxCollateral !== undefined ? { tdxCollateral } : {}) });
 
-    // A node an operator revoked gets no affirming decision, whatever its evidence shows (a
-    // challenge issued before the revocation included); the refusal is recorded like any other.
-    if (node !== null && node.revokedAt !== null) {
-      appraisal = { ...appraisal, status: 'contraindicated', failures: [failure('APPRAISAL_NODE_REVOKED', { field: 'nodeId', actual: node.nodeId }), ...appraisal.failures] };
-    }
     const claims = appraisal.claims;
     // An SNP-only node has no TPM counters: its attestations commit with counters null.
     const wantsCounters = !snpOnly && appraisal.status === 'affirming' && node !== null && claims !== undefined;
@@ -573,19 +641,9 @@ export class VerifierService {
       decision: {
         kind: 'appraise',
         nodeId: evidence.nodeId,
-        outcome: appraisal.status === 'affirming' && policy !== null ? 'affirming' : 'contraindicated',
         time: now,
-        body: {
-          challengeId: evidence.challengeId,
-          evidenceDigest: appraisal.evidenceDigest,
-          policyId: appraisal.policyId,
-          policyDigest: appraisal.policyDigest,
-          failures: appraisal.failures,
-          trustVector: appraisal.trustVector,
-          // The agent's bound key, so an admission artifact relying on this appraisal names it in cnf.
-          boundKeyJwk: appraisal.status === 'affirming' ? this.#boundKey(evidence.boundKey) : null,
-          claims: appraisal.claims !== undefined ? ledgerClaims(appraisal.claims) : appraisal.snpOnly !== undefined ? ledgerClaims(appraisal.snpOnly) : null,
-        },
+        ...attestationDecision(appraisal, { challengeId: evidence.challengeId, policy, boundKeyJwk: this.#boundKey(evidence.boundKey), ...(retained !== undefined ? { inputs: retained.refs } : {}) }),
+        ...(retained !== undefined ? { inputs: retained.inputs } : {}),
       },
       onRace,
     });
@@ -636,6 +694,8 @@ export class VerifierService {
 export interface AttestOptions {
   /** SHA-256 of the received canonical CBOR body, when there is one. */
   readonly evidenceDigest?: Uint8Array;
+  /** The received canonical CBOR body itself (retained for replay; re-encoded from `evidence` when absent). */
+  readonly evidenceBytes?: Uint8Array;
   /** A relying party's nonce (8..88 printable ASCII) to echo as `eat_nonce` in the artifact. */
   readonly nonce?: string;
   /** Artifact encoding (default jwt). */
@@ -658,38 +718,8 @@ function tdxCollateralDigests(t: TdxSummary): Record<string, string> {
 
 const CHALLENGE_REFUSALS = Object.keys(CHALLENGE_REFUSAL_CODES) as ChallengeRefusal[];
 
-/**
- * Claims as the ledger records them: what JSON.stringify would keep (members whose value is
- * undefined dropped, undefined array slots as null), without a round trip through text.
- */
-function ledgerClaims(v: unknown): unknown {
-  if (v === null || typeof v !== 'object') return v;
-  if (Array.isArray(v)) return v.map((x: unknown) => (x === undefined ? null : ledgerClaims(x)));
-  const out: Record<string, unknown> = {};
-  for (const [k, x] of Object.entries(v)) if (x !== undefined) out[k] = ledgerClaims(x);
-  return out;
-}
 
-/**
- * The challenge as the appraisal sees it: the same checks, in the same order, as the store's
- * consumption (unknown → wrong node → consumed → expired); the store repeats them atomically
- * when it records the decision.
- */
-export function challengeInput(c: ChallengeRecord | null, nodeId: string, now: number): ChallengeInput {
-  if (c === null) return { ok: false, reason: 'unknown' };
-  if (c.nodeId !== nodeId) return { ok: false, reason: 'wrong-node' };
-  if (c.consumedAt !== null) return { ok: false, reason: 'consumed' };
-  if (now >= c.expiresAt) return { ok: false, reason: 'expired' };
-  const raw = c.params['selection'];
-  const selection: PcrSelection = Array.isArray(raw)
-    ? (raw as Array<{ hashAlg: number; pcrs: number[] }>).map((b) => ({
-        hashAlg: b.hashAlg,
-        pcrs: b.pcrs,
-        sizeofSelect: Math.max(3, ((b.pcrs[b.pcrs.length - 1] ?? 0) >> 3) + 1),
-      }))
-    : [];
-  return { ok: true, challengeId: c.challengeId, nodeId: c.nodeId, nonce: c.nonce, selection };
-}
+export { challengeInput };
 
 /** Parses a policy file's text for a group (YAML or JSON by extension). */
 export function policyFromText(text: string, path: string): Policy {

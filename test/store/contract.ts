@@ -661,6 +661,60 @@ export function storeContract(backend: StoreBackend): void {
     });
   });
 
+  describe('ledger checkpoints and retained inputs (schema version 6)', () => {
+    const cp = (treeSize: number, fill: number, jws = `h.p${treeSize}.s${fill}`) => ({ treeSize, rootHash: new Uint8Array(32).fill(fill), signedAt: 1000 + treeSize, kid: 'k1', jws });
+    const input = (text: string, kind = 'evidence') => {
+      const bytes = new TextEncoder().encode(text);
+      return { digest: createHash('sha256').update(bytes).digest('hex'), kind, bytes };
+    };
+
+    it('keeps the first checkpoint of a tree size, lists them in size order and finds the latest', async () => {
+      const a = await open();
+      const b = await open();
+      expect(await a.latestCheckpoint()).toBeNull();
+      expect(await a.putCheckpoint(cp(2, 1))).toEqual(cp(2, 1));
+      // Another replica signed the same size: the stored one is kept and returned.
+      expect(await b.putCheckpoint(cp(2, 9, 'other'))).toEqual(cp(2, 1));
+      await b.putCheckpoint(cp(10, 3));
+      await a.putCheckpoint(cp(5, 2));
+      expect((await a.listCheckpoints(0, 100)).map((c) => c.treeSize)).toEqual([2, 5, 10]);
+      expect((await a.listCheckpoints(5, 1)).map((c) => c.treeSize)).toEqual([5]);
+      expect(await b.latestCheckpoint()).toEqual(cp(10, 3));
+      await expectCode(a.putCheckpoint({ ...cp(3, 1), rootHash: new Uint8Array(31) }), MisuseError, 'MISUSE_ARGUMENT', /rootHash/);
+      await expectCode(a.putCheckpoint(cp(0, 1)), MisuseError, 'MISUSE_ARGUMENT', /treeSize/);
+      await expect(backend.exec('DELETE FROM ledger_checkpoints')).rejects.toThrow(/append-only/);
+    });
+
+    it('retains inputs by digest (idempotent), lists them in digest order, prunes bytes but keeps digests', async () => {
+      const s = await open();
+      const [x, y, z] = [input('x'), input('y', 'appraisal-context'), input('z')];
+      await s.putInputs([x, y], 1000);
+      await s.putInputs([x, z], 2000); // x is left as it was
+      expect(await s.getInput(x.digest)).toEqual({ digest: x.digest, kind: 'evidence', bytes: x.bytes, storedAt: 1000, prunedAt: null });
+      expect(await s.getInput('0'.repeat(64))).toBeNull();
+      const sorted = [x, y, z].map((i) => i.digest).sort();
+      expect((await s.listInputs(null, 10)).map((i) => i.digest)).toEqual(sorted);
+      expect((await s.listInputs(sorted[0]!, 1)).map((i) => i.digest)).toEqual([sorted[1]]);
+      expect(await s.pruneInputs(1500, 3000)).toBe(2);
+      expect(await s.pruneInputs(1500, 3001)).toBe(0);
+      expect(await s.getInput(y.digest)).toEqual({ digest: y.digest, kind: 'appraisal-context', bytes: null, storedAt: 1000, prunedAt: 3000 });
+      expect((await s.getInput(z.digest))?.bytes).toEqual(z.bytes);
+      await expectCode(s.putInputs([{ ...x, digest: y.digest }], 1), MisuseError, 'MISUSE_ARGUMENT', /do not hash to its digest/);
+      await expectCode(s.getInput('ABC'), MisuseError, 'MISUSE_ARGUMENT');
+    });
+
+    it('a decision retains its inputs in the transaction that appends it; a bad input fails its own append only', async () => {
+      const s = await open();
+      const ev = input('evidence-1');
+      const good = s.appendDecision({ kind: 'appraise', nodeId: 'node-1', outcome: 'affirming', time: 5000, body: { evidence: ev.digest }, inputs: [ev] });
+      const bad = s.appendDecision({ kind: 'appraise', nodeId: 'node-1', outcome: 'affirming', time: 5001, body: {}, inputs: [{ ...ev, kind: 'Bad Kind' }] });
+      await expectCode(bad, MisuseError, 'MISUSE_ARGUMENT', /kind/);
+      expect((await good).seq).toBe(1);
+      expect(await s.getInput(ev.digest)).toMatchObject({ kind: 'evidence', bytes: ev.bytes, storedAt: 5000 });
+      expect((await s.listDecisions(1, 10)).length).toBe(1);
+    });
+  });
+
   describe('failures are STORE_UNAVAILABLE, never a default', () => {
     it('every method of a closed store rejects with STORE_UNAVAILABLE', async () => {
       const s = await open();
