@@ -1,7 +1,8 @@
 /**
  * The lineage ledger: the version 1 entry format (canonical CBOR, SHA-256 hash chain), its
- * offline verification, and the RFC 9162 Merkle tree over the entries (roots, inclusion and
- * consistency proofs). Pure functions only; storage lives in src/store.
+ * offline verification, the RFC 9162 Merkle tree over the entries (roots, inclusion and
+ * consistency proofs), signed checkpoints, whole-ledger verification and the portable export.
+ * Pure functions only; storage lives in src/store.
  */
 export {
   DECISION_KINDS,
@@ -42,3 +43,16 @@ export {
   verifyMerkleInclusion,
   type MerkleProofVerification,
 } from './merkle.js';
+export {
+  CHECKPOINT_TYPE,
+  CheckpointKeys,
+  checkpointPayload,
+  decodeCheckpoint,
+  signCheckpoint,
+  type CheckpointKey,
+  type CheckpointVerification,
+  type DecodedCheckpoint,
+  type TreeHead,
+} from './checkpoint.js';
+export { SIGNING_KEY_ANCHOR, verifyLedger, type CheckpointProblem, type CheckpointProblemCode, type LedgerVerification, type LedgerVerifyInput } from './verify.js';
+export { EXPORT_FORMAT, exportCheckpointLine, exportEntryLine, exportHeaderLine, exportInputLine, readExport, type ExportHeader, type ExportInput, type ExportRecord } from './export.js';

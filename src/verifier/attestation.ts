@@ -22,7 +22,7 @@
 import { createHash } from 'node:crypto';
 import { toHex } from '../lib/bytes.js';
 import { decodeStrict, encodeCanonical } from '../lib/cbor.js';
-import { ParseError, isVouchError } from '../lib/errors.js';
+import { UnavailableError, isVouchError } from '../lib/errors.js';
 import { failure, type Failure } from '../lib/failure.js';
 import { decodeTpmtPublic } from '../tpm/abi/public.js';
 import { importTpmPublic, type TpmVerifyKey } from '../tpm/verify/keys.js';
@@ -219,8 +219,9 @@ export function encodeAppraisalContext(c: AppraisalContext): NewRetainedInput {
   return { digest: sha256hex(bytes), kind: 'appraisal-context', bytes };
 }
 
-function bad(field: string, message: string): ParseError {
-  return new ParseError('REPLAY_INPUT_MISSING', `appraisal context.${field}: ${message}`, { field: `appraisal context.${field}` });
+/** A retained context or trust input that does not decode is as good as missing: replay cannot use it. */
+function bad(field: string, message: string): UnavailableError {
+  return new UnavailableError('REPLAY_INPUT_MISSING', `appraisal context.${field}: ${message}`, { field: `appraisal context.${field}` });
 }
 
 type Obj = Record<string, unknown>;
@@ -254,7 +255,7 @@ const failuresOf = (v: unknown, at: string): Failure[] => {
 /**
  * Decodes a context written by {@link encodeAppraisalContext} (strict canonical CBOR).
  *
- * @throws ParseError when the bytes are not such a context
+ * @throws UnavailableError REPLAY_INPUT_MISSING (or a PARSE_* ParseError) when the bytes are not such a context
  */
 export function decodeAppraisalContext(b: Uint8Array): AppraisalContext {
   const v = decodeStrict(b, CONTEXT_LIMITS);

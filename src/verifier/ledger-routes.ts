@@ -15,7 +15,7 @@
 import type { FastifyInstance } from 'fastify';
 import { Type, type Static } from '@sinclair/typebox';
 import { toBase64Url, toHex } from '../lib/bytes.js';
-import { ParseError } from '../lib/errors.js';
+import { MisuseError } from '../lib/errors.js';
 import { decodeCheckpoint } from '../ledger/checkpoint.js';
 import { parsePolicy } from '../policy/index.js';
 import type { Store } from '../store/types.js';
@@ -45,7 +45,7 @@ function policyOf(text: string): ReturnType<typeof parsePolicy> {
 export async function registerLedgerRoutes(app: FastifyInstance, ledger: LedgerService, store: Store, tokens: TokenRegistry): Promise<void> {
   app.get('/v1/ledger/checkpoint', async () => {
     const c = (await store.latestCheckpoint()) ?? (await ledger.checkpoint());
-    if (c === null) throw new ParseError('LEDGER_SEQ_UNKNOWN', 'the ledger is empty');
+    if (c === null) throw new MisuseError('LEDGER_SEQ_UNKNOWN', 'the ledger is empty');
     const d = decodeCheckpoint(c.jws);
     return { treeSize: c.treeSize, rootHash: toHex(c.rootHash), time: c.signedAt, kid: c.kid, verifierId: d.head.verifierId, checkpoint: c.jws };
   });
@@ -68,7 +68,7 @@ export async function registerLedgerRoutes(app: FastifyInstance, ledger: LedgerS
     requireRole(scope, ['admin', 'operator']);
     scope.post('/v1/ledger/checkpoints', async (_req, reply) => {
       const c = await ledger.checkpoint();
-      if (c === null) throw new ParseError('LEDGER_SEQ_UNKNOWN', 'the ledger is empty');
+      if (c === null) throw new MisuseError('LEDGER_SEQ_UNKNOWN', 'the ledger is empty');
       return reply.status(201).send({ treeSize: c.treeSize, rootHash: toHex(c.rootHash), time: c.signedAt, kid: c.kid, checkpoint: c.jws });
     });
     scope.get<{ Querystring: Static<typeof PageQuery> }>('/v1/ledger/entries', { schema: { querystring: PageQuery } }, async (req) => {

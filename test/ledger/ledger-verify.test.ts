@@ -243,7 +243,7 @@ describe('tampering is detected and named', () => {
     try {
       db.exec('DROP TRIGGER decisions_append_only_update; DROP TRIGGER decisions_append_only_delete;');
       const row = db.prepare('SELECT entry FROM decisions WHERE seq = 5').get() as { entry: Buffer };
-      row.entry[row.entry.length - 2] ^= 0x01;
+      row.entry[row.entry.length - 2] = (row.entry[row.entry.length - 2] as number) ^ 0x01;
       db.prepare('UPDATE decisions SET entry = ? WHERE seq = 5').run(row.entry);
       const max = (db.prepare('SELECT MAX(seq) AS m FROM decisions').get() as { m: number }).m;
       db.prepare('DELETE FROM decisions WHERE seq = ?').run(max);
