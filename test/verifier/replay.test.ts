@@ -112,6 +112,23 @@ describe('replay of recorded appraisals', () => {
     expect(laxRun.changed.some((c) => c.change === 'contraindicated → affirming')).toBe(true);
   });
 
+  it('a submission that lost the race for its challenge at commit replays identically, with the commit-time failure named', async () => {
+    const n = nodes[2]!;
+    const challenge = await getChallenge(v.app, n.id);
+    n.clock += 1000n;
+    const ev = buildEvidence({ challenge, nodeId: n.id, ak: n.tpm.ak, counters: { resetCount: 1, restartCount: 0, clock: n.clock } });
+    // Both appraise clean against the same unconsumed challenge; only one consumes it when recorded.
+    const [a, b] = await Promise.all([submit(v.app, ev), submit(v.app, ev)]);
+    const lost = [a, b].find((r) => r.statusCode !== 200)!;
+    expect([a.statusCode, b.statusCode].sort()).toEqual([200, 409]);
+    const seq = lost.json<{ ledger: { seq: number } }>().ledger.seq;
+    const r = await replayDecision(v.sqlite, seq);
+    expect(r.identical).toBe(true);
+    expect(r.commitFailures).toEqual(['CHALLENGE_REPLAYED']);
+    expect(r.replayed.outcome).toBe('affirming');
+    expect(r.recorded.outcome).toBe('contraindicated');
+  });
+
   it('refuses what it cannot replay, each with its code', async () => {
     const heartbeat = await v.sqlite.appendDecision({ kind: 'heartbeat', nodeId: null, outcome: 'alive', time: v.clock.now(), body: {} });
     await expect(replayDecision(v.sqlite, heartbeat.seq)).rejects.toMatchObject({ code: 'REPLAY_NOT_REPLAYABLE' });
