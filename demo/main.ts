@@ -232,6 +232,32 @@ async function main(): Promise<number> {
     say(`   the scheduler's admission request → ${bold('REFUSED')} (ledger entry #${refusedJob.ledger?.seq}):`);
     for (const f of refusedJob.failures ?? []) say(`   ${f.code}`);
 
+    step(10, 'Every decision is provable offline, and every appraisal replays to the same result');
+    const cp = await fetch(`${v.url}/v1/ledger/checkpoints`, { method: 'POST', headers: { authorization: `Bearer ${readFileSync(adminToken, 'utf8').trim()}` } });
+    const signed = (await cp.json()) as { treeSize: number; rootHash: string };
+    if (cp.status !== 201) throw new Error(`no checkpoint: ${JSON.stringify(signed)}`);
+    say(`   checkpoint signed: tree size ${signed.treeSize}, RFC 9162 root ${signed.rootHash.slice(0, 16)}…`);
+    writeFileSync(join(work, 'jwks.json'), JSON.stringify(jwks));
+    const verified = await vouch(['ledger', 'verify', '--data-dir', dataDir, '--jwks', join(work, 'jwks.json'), '--json']);
+    const lv = JSON.parse(verified.out) as { ok: boolean; entries: number; checkpoints: { verified: number; total: number } };
+    if (verified.status !== 0 || !lv.ok) throw new Error(`vouch ledger verify failed:\n${verified.out}${verified.err}`);
+    say(`   vouch ledger verify: ${lv.entries} entries chained, ${lv.checkpoints.verified}/${lv.checkpoints.total} checkpoints verify with the pinned JWKS`);
+    const kinds = new Map<string, number>();
+    let replayed = 0;
+    for (let seq = 1; seq <= lv.entries; seq++) {
+      const r = await vouch(['replay', String(seq), '--data-dir', dataDir, '--json']);
+      if (r.status === 2 && r.err.includes('REPLAY_NOT_REPLAYABLE')) {
+        const kind = /is an? ([a-z-]+) decision/.exec(r.err)?.[1] ?? '?';
+        kinds.set(kind, (kinds.get(kind) ?? 0) + 1);
+        continue;
+      }
+      const rr = JSON.parse(r.out) as { identical: boolean; recorded: { resultDigest: string; outcome: string }; replayed: { resultDigest: string } };
+      if (r.status !== 0 || !rr.identical || rr.recorded.resultDigest !== rr.replayed.resultDigest) throw new Error(`replay of #${seq} differs:\n${r.out}${r.err}`);
+      replayed++;
+      say(`   vouch replay ${seq}: ${rr.recorded.outcome}, result digest ${rr.replayed.resultDigest.slice(0, 16)}… identical`);
+    }
+    say(`   ${replayed} appraisals replayed identically; the other ${[...kinds.values()].reduce((a, b) => a + b, 0)} entries record facts (${[...kinds].map(([k, n]) => `${n} ${k}`).join(', ')})`);
+
     say(`\n${bold('Done.')} Every decision above is in the verifier's hash-linked ledger; nothing is left running.`);
     return 0;
   } finally {

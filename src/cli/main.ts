@@ -9,7 +9,7 @@ import { Command, CommanderError } from 'commander';
 import { isVouchError, MisuseError, type VouchError } from '../lib/errors.js';
 import { verifyTpmQuoteCommand, type VerifyTpmQuoteOptions } from './verify-tpm-quote.js';
 import { tpmInfoCommand } from './tpm-info.js';
-import { verifierStartCommand, withSnpKdsOptions, withTdxPcsOptions, type VerifierStartOptions } from './verifier.js';
+import { verifierStartCommand, withLedgerOptions, withSnpKdsOptions, withTdxPcsOptions, type VerifierStartOptions } from './verifier.js';
 import { agentCommand, agentSecretCommand, type AgentOptions, type AgentSecretOptions } from './agent.js';
 import { registerAdminCommands } from './admin.js';
 import { artifactVerifyCommand, rotateKeyCommand, type ArtifactVerifyOptions, type RotateKeyOptions } from './artifact.js';
@@ -157,7 +157,7 @@ export async function run(argv: readonly string[], io: CliIo): Promise<number> {
     .action(async (opts: RotateKeyOptions) => {
       status = await rotateKeyCommand(opts, io);
     });
-  withTdxPcsOptions(withSnpKdsOptions(verifier
+  withLedgerOptions(withTdxPcsOptions(withSnpKdsOptions(verifier
     .command('start')
     .description('run the verifier in the foreground until SIGINT/SIGTERM')
     .option('--data-dir <dir>', 'database and signing key', '.vouch/verifier')
@@ -170,7 +170,7 @@ export async function run(argv: readonly string[], io: CliIo): Promise<number> {
     .option('--rate-limit <n>', 'enrollment and challenge requests per client per minute', '120')
     .option('--admission <file>', 'job admission rules, JSON: { lifetimeSeconds?, resources: { NAME: { groups, actions, maxAgeSeconds, … } } }')
     .option('--secrets-key-file <file>', 'master key of the secret store (32 bytes, mode 0600); or VOUCH_SECRETS_KEY (base64)')
-    .option('--log-level <level>', 'silent | error | warn | info | debug', 'info')))
+    .option('--log-level <level>', 'silent | error | warn | info | debug', 'info'))))
     .action(async (opts: VerifierStartOptions) => {
       status = await verifierStartCommand(opts, io);
     });

@@ -55,7 +55,7 @@ export interface VerifierStartOptions {
  * {@link withWebhookOptions} and {@link withDatabaseOptions}, `--webhooks` and `--database-url`.
  */
 export function withSnpKdsOptions(c: Command): Command {
-  return withLedgerOptions(withDatabaseOptions(withWebhookOptions(c)))
+  return withDatabaseOptions(withWebhookOptions(c))
     .option('--snp-kds-cache <dir>', 'SEV-SNP: cache of AMD KDS collateral (VCEK, ASK/ARK, CRL); default <data-dir>/snp-collateral')
     .option('--snp-kds-url <url>', 'SEV-SNP: AMD KDS base URL (default https://kdsintf.amd.com; a mirror or proxy)')
     .option('--snp-kds-offline', 'SEV-SNP: never ask KDS; collateral only from the cache and --snp-collateral-bundle')

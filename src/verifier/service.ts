@@ -685,7 +685,9 @@ export class VerifierService {
   }
 
   async #record(kind: 'enroll' | 'appraise' | 'refusal', nodeId: string | null, outcome: string, time: number, body: Record<string, unknown>): Promise<{ seq: number; hash: string }> {
-    const r = await this.deps.store.appendDecision({ kind, nodeId, outcome, time, body: JSON.parse(JSON.stringify(body)) as Record<string, unknown> });
+    // An enrollment names the trust anchors (EK CAs) it was checked against, by the digest of the recorded set.
+    const withTrust = kind === 'enroll' ? { ...body, trustSet: this.#trustInput.digest } : body;
+    const r = await this.deps.store.appendDecision({ kind, nodeId, outcome, time, body: JSON.parse(JSON.stringify(withTrust)) as Record<string, unknown> });
     return { seq: r.seq, hash: toHex(r.hash) };
   }
 }

@@ -17,6 +17,7 @@ import { TpmCollector } from '../../src/agent/tpm.js';
 import { VerifierClient } from '../../src/agent/client.js';
 import { checkCnf, verifyArtifact } from '../../src/artifact/index.js';
 import { verifyChain } from '../../src/ledger/index.js';
+import { replayDecision } from '../../src/verifier/replay.js';
 import { TPM_ALG } from '../../src/tpm/abi/constants.js';
 import { startTestSwtpm, type TestSwtpm } from '../helpers/swtpm.js';
 
@@ -97,6 +98,8 @@ describe('in-process: agent and verifier on loopback, swtpm', () => {
     const rows = await verifier.service.deps.store.listDecisions(1, 1000);
     expect(rows.map((r) => `${r.kind}:${r.outcome}`)).toEqual([
       'policy:assigned',
+      'trust-anchor:anchors-set',
+      'trust-anchor:signing-key-added',
       'enroll:enrolled',
       'appraise:affirming',
       'appraise:affirming',
@@ -104,6 +107,11 @@ describe('in-process: agent and verifier on loopback, swtpm', () => {
       'appraise:affirming',
     ]);
     expect(verifyChain(rows).ok).toBe(true);
+    // Every appraisal of this run replays from its retained inputs to the identical result digest.
+    for (const r of rows.filter((x) => x.kind === 'appraise')) {
+      const replayed = await replayDecision(verifier.service.deps.store, r.seq);
+      expect(replayed.identical, JSON.stringify(replayed)).toBe(true);
+    }
   });
 });
 
