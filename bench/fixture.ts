@@ -3,6 +3,7 @@
  * PCRs 0-7, nodes enrolled with synthetic ECC AKs, and honest evidence made on demand for a
  * challenge issued through the service (the real code path, synthetic TPMs).
  */
+import { spawn, type ChildProcess } from 'node:child_process';
 import { createHash, generateKeyPairSync } from 'node:crypto';
 import { SqliteStore } from '../src/store/index.js';
 import { ArtifactSigner } from '../src/artifact/index.js';
@@ -66,3 +67,28 @@ export async function evidenceFor(f: Fixture, i: number): Promise<TpmNodeEvidenc
   return { version: 1, challengeId: ch.challengeId, nodeId: node.nodeId, boundKey, tpm: { attest: q.attest, signature: q.signature, pcrs } };
 }
 
+
+/**
+ * Starts a bench server process (`bench/main.ts FLAG DIR`) and resolves with its URL once it prints
+ * `listening URL`, so the load generator never shares the server's event loop.
+ */
+export function spawnBenchServer(mainScript: string, flag: string, dir: string): Promise<{ url: string; child: ChildProcess }> {
+  const child = spawn(process.execPath, ['--import', 'tsx', mainScript, flag, dir], { stdio: ['ignore', 'pipe', 'inherit'] });
+  return new Promise((res, rej) => {
+    let buf = '';
+    child.stdout?.on('data', (d: Buffer) => {
+      buf += d.toString();
+      const m = /listening (http:\/\/\S+)/.exec(buf);
+      if (m !== null) res({ url: m[1] as string, child });
+    });
+    child.on('close', (code) => rej(new Error(`bench server exited with ${code}`)));
+  });
+}
+
+/** Stops a bench server process and waits for it to exit. */
+export async function stopBenchServer(child: ChildProcess): Promise<void> {
+  if (child.exitCode !== null || child.signalCode !== null) return;
+  const closed = new Promise((r) => child.once('close', r));
+  child.kill('SIGTERM');
+  await closed;
+}

@@ -10,7 +10,6 @@
  * admission artifact signing, ledger append), and prints throughput and p50/p99 latency. Every
  * answer must be a release or an admission: anything else is counted and reported.
  */
-import { spawn } from 'node:child_process';
 import { readFileSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
@@ -19,7 +18,7 @@ import { buildApp } from '../src/verifier/app.js';
 import { addToken, TokenRegistry } from '../src/verifier/auth.js';
 import { SecretsMasterKey } from '../src/secrets/at-rest.js';
 import { releaseProof } from '../src/agent/secret.js';
-import { boundKeyPair, evidenceFor, fixture } from './fixture.js';
+import { boundKeyPair, evidenceFor, fixture, spawnBenchServer, stopBenchServer } from './fixture.js';
 
 const SECRET_ID = 'bench-secret';
 
@@ -66,17 +65,8 @@ export async function serveRelease(dir: string, out: (s: string) => void): Promi
 /** The load generator: spawns the server, then loads each route. */
 export async function releaseBench(work: string, out: (s: string) => void, mainScript: string): Promise<void> {
   out('\n8. Key release and job admission over HTTP on loopback: autocannon in this process, the verifier in another');
-  const child = spawn(process.execPath, ['--import', 'tsx', mainScript, '--serve-release', work], { stdio: ['ignore', 'pipe', 'inherit'] });
+  const { url, child } = await spawnBenchServer(mainScript, '--serve-release', work);
   try {
-    const url = await new Promise<string>((res, rej) => {
-      let buf = '';
-      child.stdout.on('data', (d: Buffer) => {
-        buf += d.toString();
-        const m = /listening (http:\/\/\S+)/.exec(buf);
-        if (m !== null) res(m[1] as string);
-      });
-      child.on('close', (code) => rej(new Error(`bench server exited with ${code}`)));
-    });
     const plan = JSON.parse(readFileSync(join(work, 'release-plan.json'), 'utf8')) as ReleaseBenchPlan;
     const amount = Number(process.env['BENCH_RELEASE_REQUESTS'] ?? '4000');
     const connections = Number(process.env['BENCH_RELEASE_CONNECTIONS'] ?? '10');
@@ -115,8 +105,7 @@ export async function releaseBench(work: string, out: (s: string) => void, mainS
       if (wrong > 0) throw new Error(`${wrong} ${r.path} answers were not ${r.ok}`);
     }
   } finally {
-    child.kill('SIGTERM');
-    await new Promise((r) => child.once('close', r));
+    await stopBenchServer(child);
   }
 }
 

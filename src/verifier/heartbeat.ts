@@ -13,10 +13,10 @@ export interface HeartbeatTimers {
   clearInterval(handle: unknown): void;
 }
 
-const NODE_TIMERS: HeartbeatTimers = {
+/** Node's interval timers, unref'd: a periodic task (heartbeat, stale check, checkpoints) alone does not keep the process alive. */
+export const NODE_TIMERS: HeartbeatTimers = {
   setInterval(fn, ms) {
     const h = setInterval(fn, ms);
-    // The heartbeat alone does not keep the process alive.
     h.unref();
     return h;
   },

@@ -14,7 +14,7 @@ import { MisuseError, UnavailableError } from '../lib/errors.js';
 import { MerkleTree, merkleLeafHash } from '../ledger/merkle.js';
 import { decodeCheckpoint, signCheckpoint } from '../ledger/checkpoint.js';
 import type { CheckpointRecord, DecisionRecord, Store } from '../store/types.js';
-import type { HeartbeatTimers } from './heartbeat.js';
+import { NODE_TIMERS, type HeartbeatTimers } from './heartbeat.js';
 
 /** An inclusion proof as the API answers it (hex hashes, base64url entry). */
 export interface InclusionProofView {
@@ -183,16 +183,7 @@ export class CheckpointTimer {
     if (!Number.isSafeInteger(o.periodMs) || o.periodMs < 1000) throw new MisuseError('MISUSE_ARGUMENT', 'the checkpoint period must be an integer of at least 1000 ms', { field: 'checkpoint.periodMs' });
     this.#ledger = o.ledger;
     this.#periodMs = o.periodMs;
-    this.#timers = o.timers ?? {
-      setInterval(fn, ms) {
-        const h = setInterval(fn, ms);
-        h.unref();
-        return h;
-      },
-      clearInterval(h) {
-        clearInterval(h as ReturnType<typeof setInterval>);
-      },
-    };
+    this.#timers = o.timers ?? NODE_TIMERS;
     this.#onError = o.onError ?? (() => undefined);
     this.#every = o.alsoEachPeriod;
   }

@@ -19,24 +19,13 @@
  */
 import type { Store } from '../store/types.js';
 import type { EventBus, NodeEvent } from './events.js';
-import type { HeartbeatTimers } from './heartbeat.js';
+import { NODE_TIMERS, type HeartbeatTimers } from './heartbeat.js';
 import { MisuseError } from '../lib/errors.js';
 import type { NodeAdmin, NodeView } from './nodes.js';
 
 /** The timer functions the watcher uses (the heartbeat's); injected in tests. */
 export type StaleTimers = HeartbeatTimers;
 
-const NODE_TIMERS: StaleTimers = {
-  setInterval(fn, ms) {
-    const h = setInterval(fn, ms);
-    // The watcher alone does not keep the process alive.
-    h.unref();
-    return h;
-  },
-  clearInterval(h) {
-    clearInterval(h as ReturnType<typeof setInterval>);
-  },
-};
 
 /** 10 seconds: a stale node is announced at most this late. */
 export const DEFAULT_STALE_CHECK_MS = 10_000;
