@@ -20,6 +20,7 @@ import { buildEvidence, ekTrustOf, enrollOverHttp, getChallenge, submit, synthet
 let v: TestVerifier;
 let work: string;
 let token = '';
+let adminToken = '';
 let tpm: SyntheticTpm;
 let nodeId = '';
 let clock = 1000n;
@@ -55,6 +56,7 @@ beforeAll(async () => {
   work = mkdtempSync(join(tmpdir(), 'vouch-ledger-'));
   const tokens = join(work, 'tokens.json');
   token = addToken(tokens, { id: 'rp', role: 'relying-party' }, { now: 1 }).token;
+  adminToken = addToken(tokens, { id: 'root', role: 'admin' }, { now: 1 }).token;
   const ca = await testCa('CN=vouch ledger CA,O=vouch test');
   v = await startVerifier({ groups: new Map([['gpu', testPolicy()]]), ekTrust: ekTrustOf(ca), app: { tokens: TokenRegistry.load(tokens) } });
   await v.service.installTrustAnchors();
@@ -136,6 +138,28 @@ describe('an untouched ledger', () => {
     expect(latest.json<{ treeSize: number }>().treeSize).toBe(b.treeSize);
     const missing = await v.app.inject({ method: 'GET', url: '/v1/ledger/proofs/inclusion/99999', headers: { authorization: `Bearer ${token}` } });
     expect(missing.json<{ error: { code: string } }>().error.code).toBe('LEDGER_SEQ_UNKNOWN');
+  });
+});
+
+describe('replay over the admin API', () => {
+  it('POST /v1/ledger/replay replays one decision, or dry-runs a policy over a range; other roles are refused', async () => {
+    const seq = (await v.sqlite.listDecisions(1, 1000)).find((r) => r.kind === 'appraise')!.seq;
+    const one = await v.app.inject({ method: 'POST', url: '/v1/ledger/replay', headers: { authorization: `Bearer ${adminToken}` }, payload: { seq } });
+    expect(one.statusCode, one.body).toBe(200);
+    expect(one.json()).toMatchObject({ seq, identical: true, dryRun: false });
+    const strict = JSON.parse(JSON.stringify(testPolicy({ id: 'strict' }))) as { tpm: { pcrs: { sha256: Record<string, unknown> } } };
+    strict.tpm.pcrs.sha256['2'] = ['00'.repeat(32)];
+    const range = await v.app.inject({ method: 'POST', url: '/v1/ledger/replay', headers: { authorization: `Bearer ${adminToken}` }, payload: { from: 1, to: 1000, policy: JSON.stringify(strict) } });
+    expect(range.statusCode, range.body).toBe(200);
+    expect(range.json<{ lockedOut: string[]; policyId: string }>()).toMatchObject({ policyId: 'strict', lockedOut: [nodeId] });
+    const rp = await v.app.inject({ method: 'POST', url: '/v1/ledger/replay', headers: { authorization: `Bearer ${token}` }, payload: { seq } });
+    expect(rp.statusCode).toBe(403);
+    expect(rp.json<{ error: { code: string } }>().error.code).toBe('AUTH_ROLE_FORBIDDEN');
+    const none = await v.app.inject({ method: 'POST', url: '/v1/ledger/replay', payload: { seq } });
+    expect(none.statusCode).toBe(401);
+    const heartbeat = (await v.sqlite.listDecisions(1, 1000)).find((r) => r.kind === 'trust-anchor')!.seq;
+    const fact = await v.app.inject({ method: 'POST', url: '/v1/ledger/replay', headers: { authorization: `Bearer ${adminToken}` }, payload: { seq: heartbeat } });
+    expect(fact.json<{ error: { code: string } }>().error.code).toBe('REPLAY_NOT_REPLAYABLE');
   });
 });
 
