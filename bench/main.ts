@@ -14,12 +14,15 @@
  *    /v1/attestations; throughput and p50/p99 latency.
  * 8. Key release and job admission over HTTP (issue #7, bench/release.ts): requests per second
  *    and p50/p99 latency of POST /v1/secrets/{id}/release and POST /v1/authorize.
+ * 9. Lineage ledger (bench/ledger.ts): appendDecision per second and p50/p99 latency on SQLite
+ *    and PostgreSQL, 1 and 64 in flight; inclusion and consistency proofs at 1M entries
+ *    (bench/merkle.ts); whole-ledger verification from the store and from an export.
  * Targets (goals, printed next to the figures): ratios ≥ 60 %, HTTP ≥ 3,000/s with p99 < 20 ms.
  * Knobs: BENCH_ONLY (parts), BENCH_IN_FLIGHT (part 2), BENCH_HTTP_CONNECTIONS and BENCH_HTTP_REQUESTS
- * (part 3), BENCH_PROF_DIR (a CPU profile of the HTTP server under load).
+ * (part 3), BENCH_PROF_DIR (a CPU profile of the HTTP server under load), BENCH_LEDGER_ENTRIES,
+ * BENCH_LEDGER_APPENDS and BENCH_MERKLE_LEAVES (part 9).
  */
 import { constants as C, randomBytes, verify as cryptoVerify } from 'node:crypto';
-import { spawn } from 'node:child_process';
 import { mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { fileURLToPath } from 'node:url';
 import { Session } from 'node:inspector';
@@ -33,12 +36,13 @@ import { importTpmPublic, verifyQuote, padTo, type TpmVerifyKey } from '../src/t
 import { issueArtifact, toPublicJwk } from '../src/artifact/index.js';
 import { buildApp } from '../src/verifier/app.js';
 import { decodeEvidenceCborWithDigest, encodeEvidenceCbor, type TpmNodeEvidence } from '../src/evidence/envelope.js';
-import { boundKey, evidenceFor, fixture } from './fixture.js';
+import { boundKey, evidenceFor, fixture, spawnBenchServer, stopBenchServer } from './fixture.js';
 import { MAIN_SCRIPT, releaseBench, serveRelease } from './release.js';
 import { eventlogBench } from './eventlog.js';
 import { imaBench } from './ima.js';
 import { snpBench } from './snp.js';
 import { tdxBench } from './tdx.js';
+import { ledgerBench } from './ledger.js';
 import { compareRates } from './measure.js';
 
 const out = (s = ''): void => void process.stdout.write(`${s}\n`);
@@ -200,17 +204,8 @@ async function serve(dir: string): Promise<void> {
 async function httpBench(work: string): Promise<void> {
   out('\n3. HTTP end to end: POST /v1/attestations (CBOR) on loopback, autocannon in this process, the verifier in another');
   // BENCH_PROF_DIR=dir writes a CPU profile of the server process there.
-  const child = spawn(process.execPath, ['--import', 'tsx', fileURLToPath(import.meta.url), '--serve', work], { stdio: ['ignore', 'pipe', 'inherit'] });
+  const { url, child } = await spawnBenchServer(fileURLToPath(import.meta.url), '--serve', work);
   try {
-    const url = await new Promise<string>((res, rej) => {
-      let buf = '';
-      child.stdout.on('data', (d: Buffer) => {
-        buf += d.toString();
-        const m = /listening (http:\/\/\S+)/.exec(buf);
-        if (m !== null) res(m[1] as string);
-      });
-      child.on('close', (code) => rej(new Error(`bench server exited with ${code}`)));
-    });
     const raw = readFileSync(join(work, 'bodies.bin'));
     const bodies: Buffer[] = [];
     for (let o = 0; o < raw.length; ) {
@@ -256,8 +251,7 @@ async function httpBench(work: string): Promise<void> {
     }
     out('   (goal ≥ 3,000/s with p99 < 20 ms)');
   } finally {
-    child.kill('SIGTERM');
-    await new Promise((r) => child.once('close', r));
+    await stopBenchServer(child);
   }
 }
 
@@ -296,7 +290,7 @@ async function main(): Promise<void> {
   try {
     out(`vouch benchmarks — node ${process.version}, ${new Date().toISOString()}`);
     // BENCH_ONLY=1,3 runs a subset (for profiling one part).
-    const only = (process.env['BENCH_ONLY'] ?? '1,2,3,4,5,6,7,8').split(',');
+    const only = (process.env['BENCH_ONLY'] ?? '1,2,3,4,5,6,7,8,9').split(',');
     if (only.includes('1')) await quoteBench(work);
     if (only.includes('2')) await appraisalBench(work);
     if (only.includes('inject')) await injectBench(work);
@@ -306,6 +300,7 @@ async function main(): Promise<void> {
     if (only.includes('7')) await tdxBench(out);
     if (only.includes('3')) await httpBench(work);
     if (only.includes('8')) await releaseBench(work, out, MAIN_SCRIPT);
+    if (only.includes('9')) await ledgerBench(work, out);
   } finally {
     rmSync(work, { recursive: true, force: true });
   }
