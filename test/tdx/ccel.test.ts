@@ -316,71 +316,28 @@ describe.skipIf(!HAVE_REAL)('real CCEL logs', () => {
 });
 
 describe('CCEL parsing time', () => {
-  it('grows linearly with the number of events (per-event cost within 5x from 250 to 8000 events)', () => {
-    const perEvent: number[] = [];
-    for (const n of [250, 1000, 8000]) {
+  // Eight times the events must take far less than the 64× of quadratic growth. The fastest of
+  // five runs after a warm-up, so other work on the machine (a loaded CI host) cannot fail it.
+  it('eight times the events takes about eight times as long, far from the 64× of quadratic growth (bound: 32×)', () => {
+    const area = (n: number): Uint8Array => {
       const events: SynthEvent[] = Array.from({ length: n }, (_, i) => ({ mr: 1 + (i % 4), type: 0x0d, data: new Uint8Array(16).fill(i & 0xff), digest: new Uint8Array(48).fill(i & 0xff) }));
-      const area = ccelArea(events, 128 * n + 4096);
+      return ccelArea(events, 128 * n + 4096);
+    };
+    const time = (a: Uint8Array): number => {
+      replayCcel(parseCcel(a));
       let best = Infinity;
-      for (let k = 0; k < 3; k++) {
+      for (let k = 0; k < 5; k++) {
         const t0 = process.hrtime.bigint();
-        replayCcel(parseCcel(area));
+        replayCcel(parseCcel(a));
         best = Math.min(best, Number(process.hrtime.bigint() - t0));
       }
-      perEvent.push(best / n);
-    }
-    expect(Math.max(...perEvent) / Math.min(...perEvent)).toBeLessThan(5);
-  });
-});
-
-describe('CCEL fuzzing', () => {
-  const seeds: { table?: Uint8Array; data: Uint8Array }[] = [
-    { table: ccelTableBytes(), data: ccelArea(GRUB_EVENTS) },
-    ...(HAVE_REAL ? [{ table: readReal('tdx', 'gtg-gcp-cos113-ccel', 'ccel_table.bin'), data: readReal('tdx', 'gtg-gcp-cos113-ccel', 'ccel_data.bin').subarray(0, 20000) }, { data: readReal('tdx', 'trustee-ccel', 'ccel_grub.bin') }] : []),
-  ];
-
-  function exercise(input: { table?: Uint8Array; data: Uint8Array }): void {
-    onlyParseErrors(() => {
-      const table = input.table === undefined ? undefined : decodeCcelTable(input.table);
-      const c = parseCcel(input.data, table !== undefined && BigInt(input.data.length) === table.laml ? table : undefined);
-      const v = verifyCcel(c, replayCcel(c).rtmrs);
-      expect(v.ok).toBe(true);
-      ccelClaims(v);
-    });
-    const v = verifyCcel(input, [0, 1, 2, 3].map(() => new Uint8Array(48)));
-    for (const f of v.failures) expect(f.code).toMatch(/^(PARSE_|TDX_CCEL_|TDX_RTMR_MISMATCH$)/);
-  }
-
-  it('mutated tables and log areas only give typed errors (values for verifyCcel)', () => {
-    fc.assert(
-      fc.property(fc.nat({ max: seeds.length - 1 }), fc.boolean(), fc.array(fc.tuple(fc.nat(), fc.integer({ min: 0, max: 255 })), { minLength: 1, maxLength: 4 }), fc.option(fc.nat()), (i, inTable, flips, cut) => {
-        const s = seeds[i] as { table?: Uint8Array; data: Uint8Array };
-        const table = s.table === undefined ? undefined : new Uint8Array(s.table);
-        const data = new Uint8Array(s.data);
-        for (const [at, v] of flips) {
-          if (inTable && table !== undefined) table[at % table.length] = v;
-          else data[at % data.length] = v;
-        }
-        const d = cut === null ? data : data.subarray(0, cut % (data.length + 1));
-        exercise({ ...(table !== undefined ? { table } : {}), data: d });
-      }),
-      { numRuns: 800 },
-    );
-  });
-
-  it('random bytes after a valid Spec ID event only give typed errors', () => {
-    const head = parseCcel(ccelArea([])).logBytes;
-    fc.assert(
-      fc.property(fc.uint8Array({ maxLength: 400 }), (tail) => {
-        const data = new Uint8Array([...ccelArea([]).subarray(0, head), ...tail]);
-        try {
-          parseCcel(data);
-        } catch (e) {
-          if (!isVouchError(e)) throw e;
-          expect(e).toBeInstanceOf(ParseError);
-        }
-      }),
-      { numRuns: 800 },
-    );
+      return best;
+    };
+    const small = area(2000);
+    const large = area(16_000);
+    time(small);
+    const ratio = time(large) / time(small);
+    expect(ratio).toBeGreaterThan(1);
+    expect(ratio).toBeLessThan(32);
   });
 });
