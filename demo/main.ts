@@ -232,7 +232,7 @@ async function main(): Promise<number> {
     say(`   the scheduler's admission request → ${bold('REFUSED')} (ledger entry #${refusedJob.ledger?.seq}):`);
     for (const f of refusedJob.failures ?? []) say(`   ${f.code}`);
 
-    step(10, 'Every decision is provable offline, and every appraisal replays to the same result');
+    step(10, 'Every decision is provable offline, and every evaluation replays to the same result');
     const cp = await fetch(`${v.url}/v1/ledger/checkpoints`, { method: 'POST', headers: { authorization: `Bearer ${readFileSync(adminToken, 'utf8').trim()}` } });
     const signed = (await cp.json()) as { treeSize: number; rootHash: string };
     if (cp.status !== 201) throw new Error(`no checkpoint: ${JSON.stringify(signed)}`);
@@ -251,12 +251,12 @@ async function main(): Promise<number> {
         kinds.set(kind, (kinds.get(kind) ?? 0) + 1);
         continue;
       }
-      const rr = JSON.parse(r.out) as { identical: boolean; recorded: { resultDigest: string; outcome: string }; replayed: { resultDigest: string } };
+      const rr = JSON.parse(r.out) as { kind: string; identical: boolean; recorded: { resultDigest: string; outcome: string }; replayed: { resultDigest: string } };
       if (r.status !== 0 || !rr.identical || rr.recorded.resultDigest !== rr.replayed.resultDigest) throw new Error(`replay of #${seq} differs:\n${r.out}${r.err}`);
       replayed++;
-      say(`   vouch replay ${seq}: ${rr.recorded.outcome}, result digest ${rr.replayed.resultDigest.slice(0, 16)}… identical`);
+      say(`   vouch replay ${seq}: ${rr.kind} ${rr.recorded.outcome}, result digest ${rr.replayed.resultDigest.slice(0, 16)}… identical`);
     }
-    say(`   ${replayed} appraisals replayed identically; the other ${[...kinds.values()].reduce((a, b) => a + b, 0)} entries record facts (${[...kinds].map(([k, n]) => `${n} ${k}`).join(', ')})`);
+    say(`   ${replayed} appraisals and admissions replayed identically; the other ${[...kinds.values()].reduce((a, b) => a + b, 0)} entries record facts (${[...kinds].map(([k, n]) => `${n} ${k}`).join(', ')})`);
 
     say(`\n${bold('Done.')} Every decision above is in the verifier's hash-linked ledger; nothing is left running.`);
     return 0;

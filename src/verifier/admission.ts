@@ -15,12 +15,14 @@
 import type { FastifyInstance } from 'fastify';
 import { Type, type Static } from '@sinclair/typebox';
 import { toHex } from '../lib/bytes.js';
-import { ERRORS, MisuseError, type ErrorCode } from '../lib/errors.js';
+import { createHash } from 'node:crypto';
+import { decodeStrict, encodeCanonical } from '../lib/cbor.js';
+import { ERRORS, MisuseError, UnavailableError, type ErrorCode } from '../lib/errors.js';
 import { canonicalJsonBytes } from '../policy/canonical.js';
 import { decodeLedgerEntry } from '../ledger/index.js';
 import { AR4SI_CLAIMS, EAR_STATUSES, tierAtLeast, trustTier, type Ar4siClaim, type EarStatus, type TrustVector } from '../artifact/ear.js';
 import { AR4SI, ARTIFACT_LIFETIME, buildEarClaims, type ArtifactSigner, type SubmodInput } from '../artifact/index.js';
-import type { DecisionRecord, NodeRecord, Store } from '../store/types.js';
+import type { DecisionRecord, NewRetainedInput, NodeRecord, Store } from '../store/types.js';
 import { principalReachesGroup, type Principal } from './auth.js';
 import { nodeState, type NodeState, type Reattestation } from './nodes.js';
 
@@ -183,7 +185,7 @@ const CPU_VECTOR: TrustVector = {
   'runtime-opaque': AR4SI.runtimeOpaque.encryptedMemory,
 };
 
-function basisOf(record: DecisionRecord, node: NodeRecord): AppraisalBasis {
+function basisOf(record: DecisionRecord, node: Pick<NodeRecord, 'kind'>): AppraisalBasis {
   const body = decodeLedgerEntry(record.entry).body as Record<string, unknown>;
   const str = (k: string): string => (typeof body[k] === 'string' ? (body[k] as string) : '');
   const tv = body['trustVector'];
@@ -194,6 +196,91 @@ function basisOf(record: DecisionRecord, node: NodeRecord): AppraisalBasis {
   const submods: Record<string, TrustVector> =
     node.kind === 'snp' ? { cpu0: vector } : { tpm0: vector, ...(c['snp'] !== undefined || c['tdx'] !== undefined ? { cpu0: CPU_VECTOR } : {}) };
   return { record, policyId: str('policyId'), policyDigest: str('policyDigest'), evidenceDigest: str('evidenceDigest'), boundKeyJwk: body['boundKeyJwk'] ?? null, submods };
+}
+
+/**
+ * Everything an admission decision reads besides the ledger: retained with the decision (an
+ * `admission-context` input), so replay (./replay.ts) re-runs {@link evaluateAdmission} with the
+ * appraisal and revocation decisions it names, which are in the ledger.
+ */
+export interface AdmissionContext {
+  readonly now: number;
+  /** The node id the request named (the node may not be enrolled). */
+  readonly requestedNode: string;
+  readonly action: string;
+  readonly resourceName: string;
+  /** The resource's rules in force, or null when the configuration did not name it. */
+  readonly resource: AdmissionResource | null;
+  /** The node as read, or null when it is not enrolled. */
+  readonly node: { readonly nodeId: string; readonly group: string; readonly kind: NodeRecord['kind']; readonly revokedAt: number | null } | null;
+  /** The token that asked, whether it reached the node's group, and the group's tenant. */
+  readonly principal: { readonly id: string; readonly reaches: boolean; readonly tenant: string | null };
+  /** The node group's re-attestation settings (for its state). */
+  readonly reattestation: Reattestation;
+  /** Ledger positions of the node's last appraisal and last revocation-kind decision, as read. */
+  readonly appraisalSeq: number | null;
+  readonly revocationSeq: number | null;
+}
+
+/**
+ * The admission decision from its context and the two decisions it names (pure): every reason
+ * to refuse, and the appraisal it relies on.
+ */
+export function evaluateAdmission(ctx: AdmissionContext, appraisal: DecisionRecord | null, revocation: Pick<DecisionRecord, 'seq'> | null): { reasons: AdmissionReason[]; basis: AppraisalBasis | null } {
+  const node = ctx.node;
+  if (node !== null && !ctx.principal.reaches) {
+    return { reasons: [reason('AUTH_TENANT_FORBIDDEN', { message: `token ${ctx.principal.id} is not scoped to the node's group`, field: 'tenant', ...(ctx.principal.tenant !== null ? { actual: ctx.principal.tenant } : {}) })], basis: null };
+  }
+  let state: NodeState | null = null;
+  let basis: AppraisalBasis | null = null;
+  if (node !== null) {
+    state = nodeState(node, appraisal, revocation, ctx.now, ctx.reattestation).state;
+    if (appraisal !== null) basis = basisOf(appraisal, node);
+  }
+  let reasons = decideAdmission({
+    action: ctx.action,
+    resourceName: ctx.resourceName,
+    resource: ctx.resource ?? undefined,
+    node,
+    state,
+    appraisal: appraisal === null || basis === null ? null : { outcome: appraisal.outcome, time: appraisal.time, submods: basis.submods },
+    now: ctx.now,
+  });
+  if (reasons.length === 0 && (basis === null || basis.boundKeyJwk === null)) {
+    reasons = [reason('ADMISSION_NODE_UNTRUSTED', { field: 'appraisal', message: 'admission refused: the latest appraisal recorded no bound key' })];
+  }
+  return { reasons, basis };
+}
+
+/** The authorize decision's outcome and body. */
+export function admissionDecision(ctx: AdmissionContext, reasons: readonly AdmissionReason[], basis: AppraisalBasis | null, contextDigest?: string): { outcome: 'admitted' | 'refused'; body: Record<string, unknown> } {
+  const relied = basis === null ? null : { seq: basis.record.seq, hash: toHex(basis.record.hash) };
+  return {
+    outcome: reasons.length === 0 ? 'admitted' : 'refused',
+    body: JSON.parse(JSON.stringify({ node: ctx.node?.nodeId ?? ctx.requestedNode, action: ctx.action, resource: ctx.resourceName, by: ctx.principal.id, appraisal: relied, failures: reasons, ...(contextDigest !== undefined ? { inputs: { context: contextDigest } } : {}) })) as Record<string, unknown>,
+  };
+}
+
+/** The context as a retained input (canonical CBOR; digest = SHA-256 hex). */
+export function encodeAdmissionContext(ctx: AdmissionContext): NewRetainedInput {
+  const bytes = encodeCanonical(JSON.parse(JSON.stringify({ v: 1, ...ctx })) as Record<string, unknown>);
+  return { digest: createHash('sha256').update(bytes).digest('hex'), kind: 'admission-context', bytes };
+}
+
+/** Decodes {@link encodeAdmissionContext}'s bytes. @throws UnavailableError REPLAY_INPUT_MISSING */
+export function decodeAdmissionContext(b: Uint8Array): AdmissionContext & { requestedNode: string } {
+  const v = decodeStrict(b, { name: 'admission context', maxBytes: 256 * 1024, maxDepth: 8, maxItems: 4096 });
+  const bad = (m: string): UnavailableError => new UnavailableError('REPLAY_INPUT_MISSING', `admission context: ${m}`, { field: 'admission context' });
+  if (v === null || typeof v !== 'object' || Array.isArray(v) || v instanceof Uint8Array || v instanceof Map || v['v'] !== 1) throw bad('not a version 1 context');
+  const o = v as Record<string, unknown>;
+  const { v: _v, ...rest } = o;
+  const ctx = rest as unknown as AdmissionContext & { requestedNode: string };
+  if (typeof ctx.now !== 'number' || typeof ctx.action !== 'string' || typeof ctx.resourceName !== 'string' || typeof ctx.requestedNode !== 'string' || typeof ctx.principal !== 'object' || ctx.principal === null || typeof ctx.reattestation !== 'object') {
+    throw bad('a field is missing or of the wrong type');
+  }
+  // A resource read back from the context is checked like configuration (strict keys and types).
+  const resource = ctx.resource === null ? null : (parseAdmissionConfig({ resources: { [ctx.resourceName]: ctx.resource } }).resources[ctx.resourceName] ?? null);
+  return { ...ctx, resource };
 }
 
 /** What the route needs. */
@@ -230,41 +317,27 @@ export function admissionRoutes(scope: FastifyInstance, d: AdmissionDeps): void 
     const resource = Object.hasOwn(d.config.resources, resourceName) ? d.config.resources[resourceName] : undefined;
     // Tenancy first: a token never learns anything about a node outside its tenant.
     const tenant = node === null ? undefined : d.groupTenants?.get(node.group);
-    let reasons: AdmissionReason[];
-    let basis: AppraisalBasis | null = null;
-    if (node !== null && !principalReachesGroup(p, node.group, tenant)) {
-      reasons = [reason('AUTH_TENANT_FORBIDDEN', { message: `token ${p.id} is not scoped to the node's group`, field: 'tenant', ...(tenant !== undefined ? { actual: tenant } : {}) })];
-    } else {
-      let appraisal: DecisionRecord | null = null;
-      let state: NodeState | null = null;
-      if (node !== null) {
-        const [a, rev] = await Promise.all([d.store.lastDecision('appraise', node.nodeId), d.store.lastDecision('revocation', node.nodeId)]);
-        appraisal = a;
-        state = nodeState(node, a, rev, now, d.reattestationOf(node.group)).state;
-        if (a !== null && node !== null) basis = basisOf(a, node);
-      }
-      reasons = decideAdmission({
-        action,
-        resourceName,
-        resource,
-        node,
-        state,
-        appraisal: appraisal === null || basis === null ? null : { outcome: appraisal.outcome, time: appraisal.time, submods: basis.submods },
-        now,
-      });
-      if (reasons.length === 0 && (basis === null || basis.boundKeyJwk === null)) {
-        reasons = [reason('ADMISSION_NODE_UNTRUSTED', { field: 'appraisal', message: 'admission refused: the latest appraisal recorded no bound key' })];
-      }
-    }
+    const reaches = node === null || principalReachesGroup(p, node.group, tenant);
+    const [appraisal, revocation] = node !== null && reaches ? await Promise.all([d.store.lastDecision('appraise', node.nodeId), d.store.lastDecision('revocation', node.nodeId)]) : [null, null];
+    const ctx: AdmissionContext = {
+      now,
+      requestedNode: nodeId,
+      action,
+      resourceName,
+      resource: resource ?? null,
+      node: node === null ? null : { nodeId: node.nodeId, group: node.group, kind: node.kind, revokedAt: node.revokedAt },
+      principal: { id: p.id, reaches, tenant: tenant ?? null },
+      reattestation: node === null ? { intervalMs: 0, deadlineMultiple: 0 } : d.reattestationOf(node.group),
+      appraisalSeq: appraisal?.seq ?? null,
+      revocationSeq: revocation?.seq ?? null,
+    };
+    // The pure decision, shared with replay; its context is retained with the decision.
+    const { reasons, basis } = evaluateAdmission(ctx, appraisal, revocation);
     const admitted = reasons.length === 0;
     const relied = basis === null ? null : { seq: basis.record.seq, hash: toHex(basis.record.hash) };
-    const d0 = await d.store.appendDecision({
-      kind: 'authorize',
-      nodeId: node === null ? null : node.nodeId,
-      outcome: admitted ? 'admitted' : 'refused',
-      time: now,
-      body: JSON.parse(JSON.stringify({ node: nodeId, action, resource: resourceName, by: p.id, appraisal: relied, failures: reasons })) as Record<string, unknown>,
-    });
+    const retained = encodeAdmissionContext(ctx);
+    const decision = admissionDecision(ctx, reasons, basis, retained.digest);
+    const d0 = await d.store.appendDecision({ kind: 'authorize', nodeId: node === null ? null : node.nodeId, time: now, ...decision, inputs: [retained] });
     const ledger = { seq: d0.seq, hash: toHex(d0.hash) };
     if (!admitted || basis === null || relied === null) {
       const first = reasons[0] as AdmissionReason;

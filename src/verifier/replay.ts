@@ -17,8 +17,10 @@
  * With another policy (`--policy`), replay is a dry run: what that policy would have decided on
  * the same evidence at the same time; nothing is recorded.
  *
- * Decisions that record a fact rather than an evaluation (heartbeat, policy, trust anchor,
- * revocation) and those whose result depends on fresh randomness (release ciphertexts,
+ * Job admissions (`authorize`) replay too: their retained context and the appraisal and
+ * revocation decisions they named (in the ledger before them) go through the same pure
+ * evaluation. Decisions that record a fact rather than an evaluation (heartbeat, policy, trust
+ * anchor, revocation) and those whose result depends on fresh randomness (release ciphertexts,
  * enrollment credentials) are REPLAY_NOT_REPLAYABLE; their entries are still covered by the
  * hash chain and the checkpoints.
  */
@@ -33,6 +35,7 @@ import type { Store } from '../store/types.js';
 
 /** What replay reads: a store, or an export loaded in memory (src/cli/ledger.ts). */
 export type ReplaySource = Pick<Store, 'getDecision' | 'getInput' | 'getPolicy' | 'listDecisions'>;
+import { admissionDecision, decodeAdmissionContext, evaluateAdmission } from './admission.js';
 import { attestationDecision, boundKeyJwkOf, decodeAppraisalContext, decodeTrustAnchors, evaluateAttestation, type AppraisalInputRefs } from './attestation.js';
 
 /** Codes the store appends when an attestation's commit loses a race (src/store/commit.ts). */
@@ -97,6 +100,7 @@ export async function replayDecision(store: ReplaySource, seq: number, options: 
 
 /** Replays a decoded entry (see {@link replayDecision}). */
 export async function replayEntry(store: ReplaySource, e: LedgerEntry, options: ReplayOptions = {}): Promise<ReplayResult> {
+  if (e.kind === 'authorize') return replayAdmission(store, e, options);
   if (e.kind !== 'appraise') {
     throw new MisuseError('REPLAY_NOT_REPLAYABLE', `entry ${e.seq} is a ${e.kind} decision: it records a fact (or a result of fresh randomness), not an evaluation to re-run; the hash chain and checkpoints cover it`, { field: 'kind', actual: e.kind });
   }
@@ -174,6 +178,42 @@ export async function replayEntry(store: ReplaySource, e: LedgerEntry, options: 
     commitFailures,
     dryRun,
     change: dryRun && d.outcome !== e.outcome ? `${e.outcome} → ${d.outcome}` : null,
+  };
+}
+
+/**
+ * Replays a job admission (`authorize`): its retained context (request, resource rules, node as
+ * read, token scope, re-attestation settings) and the appraisal and revocation decisions it
+ * named, which are in the ledger before it, through the same pure evaluation.
+ */
+async function replayAdmission(store: ReplaySource, e: LedgerEntry, options: ReplayOptions): Promise<ReplayResult> {
+  if (options.policy !== undefined) throw new MisuseError('MISUSE_ARGUMENT', `entry ${e.seq} is an admission: a dry run takes an appraisal policy, which admissions do not use`, { field: 'policy' });
+  const refs = e.body['inputs'];
+  const digest = refs !== null && typeof refs === 'object' && !Array.isArray(refs) && !(refs instanceof Uint8Array) && !(refs instanceof Map) ? (refs as CborObject)['context'] : undefined;
+  if (digest === undefined) throw new UnavailableError('REPLAY_INPUT_MISSING', `entry ${e.seq} was recorded without its admission context`, { field: 'body.inputs' });
+  const ctx = decodeAdmissionContext(await input(store, digest, 'context'));
+  const named = async (seq: number | null, what: string) => {
+    if (seq === null) return null;
+    if (seq >= e.seq) throw new UnavailableError('REPLAY_INPUT_MISSING', `entry ${e.seq} names a later ${what} decision #${seq}`, { field: `context.${what}Seq` });
+    const row = await store.getDecision(seq);
+    if (row === null) throw new UnavailableError('REPLAY_INPUT_MISSING', `the ${what} decision #${seq} is not in the ledger`, { field: `context.${what}Seq` });
+    return row;
+  };
+  const { reasons, basis } = evaluateAdmission(ctx, await named(ctx.appraisalSeq, 'appraisal'), await named(ctx.revocationSeq, 'revocation'));
+  const d = admissionDecision(ctx, reasons, basis, digest as string);
+  const replayedDigest = resultDigest('authorize', e.node, d.outcome, d.body);
+  const recordedDigestHex = resultDigest(e.kind, e.node, e.outcome, e.body);
+  return {
+    seq: e.seq,
+    kind: e.kind,
+    nodeId: e.node,
+    time: e.time,
+    recorded: { outcome: e.outcome, resultDigest: recordedDigestHex, failures: failureCodes(e.body) },
+    replayed: { outcome: d.outcome, resultDigest: replayedDigest, failures: reasons as unknown as Failure[], policyId: null, policyDigest: null },
+    identical: replayedDigest === recordedDigestHex,
+    commitFailures: [],
+    dryRun: false,
+    change: null,
   };
 }
 

@@ -4,6 +4,7 @@
  * 'authorize' ledger decision, and admits with an artifact the RP SDK verifies; `GET /v1/events`
  * streams enroll → attest → revoke in order with ledger positions.
  */
+import { replayDecision } from '../../src/verifier/replay.js';
 import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -175,6 +176,21 @@ describe('POST /v1/authorize', () => {
     expect((await authorize(tok.rp, { node: nodes.a.id, action: 'run-job', resource: 'gpu-pool' })).statusCode).toBe(200);
     await v.app.inject({ method: 'POST', url: `/v1/nodes/${nodes.a.id}/revoke`, headers: { authorization: `Bearer ${tok.admin}` }, payload: { reason: 'x' } });
     await expectRefusal(await authorize(tok.rp, { node: nodes.a.id, action: 'run-job', resource: 'gpu-pool' }), 'ADMISSION_NODE_REVOKED');
+  });
+});
+
+describe('replay of admissions', () => {
+  it('every authorize decision above (admitted and each refusal) replays to the identical result digest', async () => {
+    const rows = (await v.sqlite.listDecisions(1, 10_000)).filter((r) => r.kind === 'authorize');
+    expect(rows.length).toBeGreaterThanOrEqual(8);
+    const outcomes = new Set<string>();
+    for (const r of rows) {
+      const replayed = await replayDecision(v.sqlite, r.seq);
+      expect(replayed.identical, JSON.stringify(replayed)).toBe(true);
+      expect(replayed.replayed.resultDigest).toBe(replayed.recorded.resultDigest);
+      outcomes.add(`${replayed.recorded.outcome}:${replayed.recorded.failures[0] ?? ''}`);
+    }
+    expect([...outcomes]).toEqual(expect.arrayContaining(['admitted:', 'refused:ADMISSION_NODE_REVOKED', 'refused:ADMISSION_NODE_STALE', 'refused:AUTH_TENANT_FORBIDDEN']));
   });
 });
 
