@@ -27,6 +27,7 @@ import { join } from 'node:path';
 import * as x509 from '@peculiar/x509';
 import type { FastifyInstance, LightMyRequestResponse } from 'fastify';
 import { buildApp, type AppOptions } from '../../src/verifier/app.js';
+import type { HeartbeatTimers } from '../../src/verifier/heartbeat.js';
 import { VerifierService, type ChallengeResponse, type VerifierSettings } from '../../src/verifier/service.js';
 import { SqliteStore } from '../../src/store/sqlite.js';
 import type { Store } from '../../src/store/types.js';
@@ -42,6 +43,30 @@ import type { Failure } from '../../src/lib/failure.js';
 import { syntheticAk, syntheticPcrs, syntheticQuote, signAttest, type SyntheticAk } from './synthetic.js';
 
 // --- time and randomness --------------------------------------------------------------------
+
+/**
+ * Interval timers a test fires by hand: `api` is what the verifier's periodic tasks take
+ * (heartbeat, stale check, checkpoints); `fn` and `period` are what they registered, `cleared`
+ * whether they stopped.
+ */
+export function manualIntervalTimers(): { fn: (() => void) | null; period: number; cleared: boolean; api: HeartbeatTimers } {
+  const t: { fn: (() => void) | null; period: number; cleared: boolean; api: HeartbeatTimers } = {
+    fn: null,
+    period: 0,
+    cleared: false,
+    api: {
+      setInterval(fn: () => void, ms: number): unknown {
+        t.fn = fn;
+        t.period = ms;
+        return t;
+      },
+      clearInterval(h: unknown): void {
+        if (h === t) t.cleared = true;
+      },
+    },
+  };
+  return t;
+}
 
 /** A clock the test moves by hand (epoch milliseconds). */
 export interface FakeClock {

@@ -14,7 +14,6 @@ import { ERRORS, type ErrorCode } from '../../src/lib/errors.js';
 import { decodeLedgerEntry } from '../../src/ledger/index.js';
 import { addToken, parseTokensDocument, tokenDigest, TokenRegistry, type NewToken } from '../../src/verifier/auth.js';
 import { nodeState } from '../../src/verifier/nodes.js';
-import type { HeartbeatTimers } from '../../src/verifier/heartbeat.js';
 import type { NodeView } from '../../src/verifier/nodes.js';
 import { syntheticAk } from '../helpers/synthetic.js';
 import {
@@ -30,8 +29,7 @@ import {
   testPolicy,
   type ErrorAnswer,
   type SyntheticTpm,
-  type TestVerifier,
-} from '../helpers/verifier.js';
+  type TestVerifier, manualIntervalTimers } from '../helpers/verifier.js';
 
 let v: TestVerifier;
 let tokDir: string;
@@ -40,21 +38,7 @@ const nodes = {} as Record<'a' | 'b' | 'c', { tpm: SyntheticTpm; id: string }>;
 const logLines: string[] = [];
 
 /** A captured timer: the test fires the heartbeat by hand. */
-const timers = {
-  fn: null as (() => void) | null,
-  period: 0,
-  cleared: false,
-  api: {
-    setInterval(fn: () => void, ms: number): unknown {
-      timers.fn = fn;
-      timers.period = ms;
-      return 'hb';
-    },
-    clearInterval(h: unknown): void {
-      if (h === 'hb') timers.cleared = true;
-    },
-  } satisfies HeartbeatTimers,
-};
+const timers = manualIntervalTimers();
 
 let tpmClock = 10_000n;
 function nextCounters(): { resetCount: number; restartCount: number; clock: bigint } {

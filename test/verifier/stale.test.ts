@@ -13,12 +13,11 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import type { LightMyRequestResponse } from 'fastify';
 import { addToken, TokenRegistry } from '../../src/verifier/auth.js';
 import { EventBus, type NodeEvent } from '../../src/verifier/events.js';
-import type { HeartbeatTimers } from '../../src/verifier/heartbeat.js';
 import { NodeAdmin, type NodeView } from '../../src/verifier/nodes.js';
 import { StaleWatcher } from '../../src/verifier/stale.js';
 import { loadWebhookConfig } from '../../src/verifier/webhooks.js';
 import { syntheticAk, syntheticPcrs } from '../helpers/synthetic.js';
-import { buildEvidence, ekTrustOf, enrollOverHttp, getChallenge, startVerifier, submit, syntheticTpm, testCa, testPolicy, type SyntheticTpm, type TestVerifier } from '../helpers/verifier.js';
+import { buildEvidence, ekTrustOf, enrollOverHttp, getChallenge, startVerifier, submit, syntheticTpm, testCa, testPolicy, type SyntheticTpm, type TestVerifier, manualIntervalTimers } from '../helpers/verifier.js';
 import { until, webhookReceiver, writeSecretFile, type WebhookReceiver } from '../helpers/webhook-receiver.js';
 
 const GPU = { intervalMs: 60_000, deadlineMultiple: 3 };
@@ -38,21 +37,7 @@ let sse = '';
 let sseReq: ClientRequest | undefined;
 
 /** The stale check's timer, captured: the test fires it. */
-const timers = {
-  fn: null as (() => void) | null,
-  period: 0,
-  cleared: false,
-  api: {
-    setInterval(fn: () => void, ms: number): unknown {
-      timers.fn = fn;
-      timers.period = ms;
-      return 'stale';
-    },
-    clearInterval(h: unknown): void {
-      if (h === 'stale') timers.cleared = true;
-    },
-  } satisfies HeartbeatTimers,
-};
+const timers = manualIntervalTimers();
 
 let tpmClock = 10_000n;
 function counters(): { resetCount: number; restartCount: number; clock: bigint } {
