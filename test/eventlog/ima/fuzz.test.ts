@@ -163,13 +163,15 @@ describe('DoS: parse time grows linearly', () => {
     return Math.min(...runs);
   }
 
-  it('four times the list takes about four times as long, far from the 16× of quadratic growth (bound: 10×)', () => {
-    const small = bigList(10_000);
+  // Eight times the list against a 32× bound: quadratic growth would be 64×, while garbage
+  // collection of the larger list's objects on a loaded machine has been seen to reach 12× on 4×.
+  it('eight times the list takes about eight times as long, far from the 64× of quadratic growth (bound: 32×)', () => {
+    const small = bigList(5_000);
     const large = bigList(40_000);
     time(small);
     const ratio = time(large) / time(small);
     expect(ratio).toBeGreaterThan(1);
-    expect(ratio).toBeLessThan(10);
+    expect(ratio).toBeLessThan(32);
   });
 
   it('a huge declared template-data length is refused before reading', () => {
