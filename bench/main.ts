@@ -120,8 +120,9 @@ async function appraisalBench(work: string): Promise<void> {
     await Promise.all(
       Array.from({ length: concurrency }, async () => {
         while (next < count) {
-          const { evidence: e, digest } = decodeEvidenceCborWithDigest(bodies[next++]!);
-          const r = await f.service.attest(e, { evidenceDigest: digest });
+          const body = bodies[next++]!;
+          const { evidence: e, digest } = decodeEvidenceCborWithDigest(body);
+          const r = await f.service.attest(e, { evidenceDigest: digest, evidenceBytes: body });
           if (r.decision !== 'affirming') throw new Error(`bench evidence refused: ${JSON.stringify(r.failures)}`);
         }
       }),

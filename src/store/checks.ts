@@ -355,15 +355,17 @@ const HEX64 = /^[0-9a-f]{64}$/;
 /** Largest retained input: evidence is at most 1 MiB (EVIDENCE_MAX_BYTES), a context less. */
 export const RETAINED_INPUT_MAX_BYTES = 4 * 1024 * 1024;
 
-/** Checks inputs to retain: a lower-case token kind, bytes within the limit that hash to the digest. */
-export function checkInputs(inputs: readonly NewRetainedInput[] | undefined, name: string): readonly NewRetainedInput[] {
+/** Checks inputs to retain: a 64-hex-digit digest, a lower-case token kind, bytes within the limit. */
+export function checkInputs(inputs: readonly NewRetainedInput[] | undefined, name: string, verifyDigest = false): readonly NewRetainedInput[] {
   if (inputs === undefined) return [];
   if (!Array.isArray(inputs) || inputs.length > 64) throw misuse(`${name} must be an array of at most 64 inputs`);
   for (const i of inputs) {
     if (typeof i.digest !== 'string' || !HEX64.test(i.digest)) throw misuse(`${name}: digest must be 64 lower-case hex digits`);
     if (typeof i.kind !== 'string' || !INPUT_KIND_RE.test(i.kind)) throw misuse(`${name}: kind must be a lower-case token`);
     if (!(i.bytes instanceof Uint8Array) || i.bytes.length > RETAINED_INPUT_MAX_BYTES) throw misuse(`${name}: bytes must be a Uint8Array of at most ${RETAINED_INPUT_MAX_BYTES} bytes`);
-    if (createHash('sha256').update(i.bytes).digest('hex') !== i.digest) throw misuse(`${name}: the bytes of input ${i.digest} do not hash to its digest`);
+    // With a decision the digest is the caller's, which hashed the bytes once on the hot path;
+    // putInputs takes it again. Readers re-check it anyway: replay refuses bytes that do not hash to their digest.
+    if (verifyDigest && createHash('sha256').update(i.bytes).digest('hex') !== i.digest) throw misuse(`${name}: the bytes of input ${i.digest} do not hash to its digest`);
   }
   return inputs;
 }

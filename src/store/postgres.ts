@@ -975,7 +975,7 @@ export class PostgresStore implements Store {
   }
 
   async putInputs(inputs: readonly NewRetainedInput[], now: number): Promise<void> {
-    const list = checkInputs(inputs, 'putInputs');
+    const list = checkInputs(inputs, 'putInputs', true);
     checkTime(now, 'now');
     await this.#tx('putInputs', async (q) => {
       for (const i of list) await this.#insertInput(q, i, now);

@@ -859,7 +859,7 @@ export class SqliteStore implements Store {
   }
 
   async putInputs(inputs: readonly NewRetainedInput[], now: number): Promise<void> {
-    const list = checkInputs(inputs, 'putInputs');
+    const list = checkInputs(inputs, 'putInputs', true);
     checkTime(now, 'now');
     this.#run('putInputs', () => {
       const st = this.#stmt('INSERT INTO retained_inputs (digest, kind, bytes, stored_at) VALUES (?, ?, ?, ?) ON CONFLICT (digest) DO NOTHING');

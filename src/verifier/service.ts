@@ -287,9 +287,10 @@ export class VerifierService {
   }
 
   /** The retained inputs of an appraisal and their references for the decision body. */
-  #retainedInputs(evidence: Evidence, received: Uint8Array | undefined, ctx: Omit<AppraisalContext, 'trust'>): { inputs: NewRetainedInput[]; refs: AppraisalInputRefs } {
-    const bytes = received ?? encodeEvidenceCbor(evidence);
-    const ev: NewRetainedInput = { digest: toHex(sha256(bytes)), kind: 'evidence', bytes };
+  #retainedInputs(evidence: Evidence, received: { bytes: Uint8Array; digest: Uint8Array } | undefined, ctx: Omit<AppraisalContext, 'trust'>): { inputs: NewRetainedInput[]; refs: AppraisalInputRefs } {
+    // The received body's digest was taken when it was decoded; a JSON submission is re-encoded.
+    const bytes = received?.bytes ?? encodeEvidenceCbor(evidence);
+    const ev: NewRetainedInput = { digest: toHex(received?.digest ?? sha256(bytes)), kind: 'evidence', bytes };
     const context = encodeAppraisalContext({ ...ctx, trust: this.#trustInput.digest });
     return { inputs: [ev, context], refs: { evidence: ev.digest, context: context.digest, trust: this.#trustInput.digest } };
   }
@@ -612,7 +613,7 @@ export class VerifierService {
       throw new UnavailableError('APPRAISAL_INTERNAL_ERROR', undefined, { cause });
     }
     // What the evaluation read, retained content-addressed so the decision can be replayed.
-    const retained = this.settings.retainInputs === false ? undefined : this.#retainedInputs(evidence, options.evidenceBytes, { now, challenge, node, imaState, ...(snpCollateral !== undefined ? { snpCollateral } : {}), ...(tdxCollateral !== undefined ? { tdxCollateral } : {}) });
+    const retained = this.settings.retainInputs === false ? undefined : this.#retainedInputs(evidence, options.evidenceBytes !== undefined && options.evidenceDigest !== undefined ? { bytes: options.evidenceBytes, digest: options.evidenceDigest } : undefined, { now, challenge, node, imaState, ...(snpCollateral !== undefined ? { snpCollateral } : {}), ...(tdxCollateral !== undefined ? { tdxCollateral } : {}) });
 
     const claims = appraisal.claims;
     // An SNP-only node has no TPM counters: its attestations commit with counters null.
