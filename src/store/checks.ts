@@ -15,6 +15,7 @@ import { MisuseError, UnavailableError } from '../lib/errors.js';
 import { SNP_AK_NAME_PREFIX } from './types.js';
 import type {
   AttestationCommit,
+  NewChallenge,
   CheckpointRecord,
   NewRetainedInput,
   RetainedInput,
@@ -351,7 +352,6 @@ export type LedgerOp = { readonly kind: 'decision'; readonly decision: DecisionI
 // --- ledger checkpoints and retained inputs (migration v6) ------------------------------------
 
 const INPUT_KIND_RE = /^[a-z][a-z0-9-]{0,31}$/;
-const HEX64 = /^[0-9a-f]{64}$/;
 /** Largest retained input: evidence is at most 1 MiB (EVIDENCE_MAX_BYTES), a context less. */
 export const RETAINED_INPUT_MAX_BYTES = 4 * 1024 * 1024;
 
@@ -360,7 +360,7 @@ export function checkInputs(inputs: readonly NewRetainedInput[] | undefined, nam
   if (inputs === undefined) return [];
   if (!Array.isArray(inputs) || inputs.length > 64) throw misuse(`${name} must be an array of at most 64 inputs`);
   for (const i of inputs) {
-    if (typeof i.digest !== 'string' || !HEX64.test(i.digest)) throw misuse(`${name}: digest must be 64 lower-case hex digits`);
+    if (typeof i.digest !== 'string' || !HEX64_RE.test(i.digest)) throw misuse(`${name}: digest must be 64 lower-case hex digits`);
     if (typeof i.kind !== 'string' || !INPUT_KIND_RE.test(i.kind)) throw misuse(`${name}: kind must be a lower-case token`);
     if (!(i.bytes instanceof Uint8Array) || i.bytes.length > RETAINED_INPUT_MAX_BYTES) throw misuse(`${name}: bytes must be a Uint8Array of at most ${RETAINED_INPUT_MAX_BYTES} bytes`);
     // With a decision the digest is the caller's, which hashed the bytes once on the hot path;
@@ -389,7 +389,7 @@ export function checkpointFromRow(r: Row): CheckpointRecord {
 export function inputFromRow(r: Row): RetainedInput {
   const t = 'retained_inputs';
   const digest = colText(r, t, 'digest');
-  if (!HEX64.test(digest)) throw corrupt(t, 'digest', 'a value that is not 64 hex digits');
+  if (!HEX64_RE.test(digest)) throw corrupt(t, 'digest', 'a value that is not 64 hex digits');
   const bytes = colBlobOrNull(r, t, 'bytes');
   const prunedAt = colIntOrNull(r, t, 'pruned_at');
   if ((bytes === null) !== (prunedAt !== null)) throw corrupt(t, 'pruned_at', bytes === null ? 'NULL for pruned bytes' : 'a time for bytes still held');
@@ -398,6 +398,73 @@ export function inputFromRow(r: Row): RetainedInput {
 
 /** The lower-case hex digest check of store calls that take one. */
 export function checkDigest(v: unknown, name: string): string {
-  if (typeof v !== 'string' || !HEX64.test(v)) throw misuse(`${name} must be 64 lower-case hex digits`);
+  if (typeof v !== 'string' || !HEX64_RE.test(v)) throw misuse(`${name} must be 64 lower-case hex digits`);
   return v;
+}
+
+// --- argument checks both stores make, before the database is touched --------------------------
+// `id` is the store's id check (checkId; PostgreSQL's also refuses U+0000, which its text cannot hold).
+
+/** An id check: returns the id, or throws MISUSE_ARGUMENT. */
+export type IdCheck = (v: unknown, name: string) => string;
+
+/** A `limit` of a list call: 1..MAX_LIST. */
+export function checkLimit(limit: number, op: string): void {
+  if (!Number.isSafeInteger(limit) || limit < 1 || limit > MAX_LIST) throw misuse(`${op}: limit must be 1..${MAX_LIST}`);
+}
+
+/** A ledger seq argument: a positive integer. */
+export function checkSeq(seq: number, what: string): void {
+  if (!Number.isSafeInteger(seq) || seq < 1) throw misuse(`${what} must be a positive integer`);
+}
+
+/** A secret id: 1..64 of [a-z0-9._-]. */
+export function checkSecretId(v: unknown, op: string): string {
+  if (typeof v !== 'string' || !SECRET_ID_RE.test(v)) throw misuse(`${op}: secretId must be 1..64 of [a-z0-9._-]`);
+  return v;
+}
+
+/** An operator's revocation reason: 1..512 characters. */
+export function checkRevokeReason(reason: unknown): string {
+  if (typeof reason !== 'string' || reason.length === 0 || reason.length > 512) throw misuse('revokeNode: reason must be 1..512 characters');
+  return reason;
+}
+
+/** A challenge to create; returns its nonce and its parameters as canonical CBOR. */
+export function checkNewChallenge(c: NewChallenge, id: IdCheck): { nonce: Buffer; params: Buffer } {
+  id(c.challengeId, 'challengeId');
+  id(c.nodeId, 'nodeId');
+  const nonce = checkBytes(c.nonce, 'nonce');
+  checkTime(c.createdAt, 'createdAt');
+  checkTime(c.expiresAt, 'expiresAt');
+  if (c.expiresAt <= c.createdAt) throw misuse('createChallenge: expiresAt must be after createdAt');
+  const params = Buffer.from(encodeCanonical(c.params, { maxDepth: PARAMS_LIMITS.maxDepth }));
+  if (params.length > PARAMS_LIMITS.maxBytes) throw misuse(`createChallenge: params exceed ${PARAMS_LIMITS.maxBytes} bytes`);
+  return { nonce, params };
+}
+
+/** An SNP-only enrollment's first step; returns the insert's values in column order. */
+export function checkNewPendingSnp(p: PendingSnpEnrollment, id: IdCheck): [string, string, string, Buffer, Buffer, number, number] {
+  const args: [string, string, string, Buffer, Buffer, number, number] = [
+    id(p.enrollmentId, 'enrollmentId'),
+    id(p.nodeId, 'nodeId'),
+    id(p.group, 'group'),
+    checkBytes(p.nodeKey, 'nodeKey'),
+    checkBytes(p.nonce, 'nonce'),
+    checkTime(p.createdAt, 'createdAt'),
+    checkTime(p.expiresAt, 'expiresAt'),
+  ];
+  if (p.nodeKey.length === 0) throw misuse('createPendingSnpEnrollment: nodeKey is empty');
+  if (p.nonce.length < 16) throw misuse('createPendingSnpEnrollment: nonce must be at least 16 bytes');
+  if (p.expiresAt <= p.createdAt) throw misuse('createPendingSnpEnrollment: expiresAt must be after createdAt');
+  return args;
+}
+
+/** A secret row to store (ciphertext only). */
+export function checkSecretRecord(r: SecretRecord, id: IdCheck): void {
+  checkSecretId(r.secretId, 'putSecret');
+  if (r.tenant !== null) id(r.tenant, 'tenant');
+  if (r.nonce.length !== 12 || r.ciphertext.length < 16) throw misuse('putSecret: nonce must be 12 bytes and ciphertext at least 16');
+  checkTime(r.createdAt, 'createdAt');
+  checkTime(r.updatedAt, 'updatedAt');
 }

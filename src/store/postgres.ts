@@ -35,14 +35,9 @@
  */
 import { createHash } from 'node:crypto';
 import { Pool, type PoolClient, type QueryResult } from 'pg';
-import { encodeCanonical } from '../lib/cbor.js';
 import { UnavailableError, isVouchError } from '../lib/errors.js';
 import { DECISION_KINDS, GENESIS_PREV, buildLedgerEntry, type DecisionKind } from '../ledger/entry.js';
 import {
-  HEX64_RE,
-  MAX_LIST,
-  PARAMS_LIMITS,
-  SECRET_ID_RE,
   checkBytes,
   checkCheckpoint,
   checkCounters,
@@ -71,6 +66,13 @@ import {
   secretFromRow,
   type LedgerOp,
   type Row,
+  checkLimit,
+  checkRevokeReason,
+  checkNewPendingSnp,
+  checkNewChallenge,
+  checkSeq,
+  checkSecretRecord,
+  checkSecretId,
 } from './checks.js';
 import { recordedDecision } from './commit.js';
 import { MIGRATIONS, SCHEMA_MIGRATIONS_POSTGRES, migrationChecksum } from './migrations.js';
@@ -473,7 +475,7 @@ export class PostgresStore implements Store {
 
   async listNodes(afterId: string | null, limit: number): Promise<NodeRecord[]> {
     if (afterId !== null) checkPgId(afterId, 'afterId');
-    if (!Number.isSafeInteger(limit) || limit < 1 || limit > MAX_LIST) throw misuse(`listNodes: limit must be 1..${MAX_LIST}`);
+    checkLimit(limit, 'listNodes');
     return this.#run('listNodes', async (q) => {
       // node_id has the "C" collation: the order is SQLite's (code points), whatever the locale.
       const rows = (await q('nodes', 'SELECT * FROM nodes WHERE node_id > $1 ORDER BY node_id LIMIT $2', [afterId ?? '', limit])).rows;
@@ -483,7 +485,7 @@ export class PostgresStore implements Store {
 
   async revokeNode(nodeId: string, reason: string, now: number): Promise<NodeRevocationResult> {
     checkPgId(nodeId, 'nodeId');
-    if (typeof reason !== 'string' || reason.length === 0 || reason.length > 512) throw misuse('revokeNode: reason must be 1..512 characters');
+    checkRevokeReason(reason);
     checkPgText(reason, 'reason');
     checkTime(now, 'now');
     return this.#run('revokeNode', (q) =>
@@ -570,18 +572,7 @@ export class PostgresStore implements Store {
   }
 
   async createPendingSnpEnrollment(p: PendingSnpEnrollment): Promise<void> {
-    const args = [
-      checkPgId(p.enrollmentId, 'enrollmentId'),
-      checkPgId(p.nodeId, 'nodeId'),
-      checkPgId(p.group, 'group'),
-      checkBytes(p.nodeKey, 'nodeKey'),
-      checkBytes(p.nonce, 'nonce'),
-      checkTime(p.createdAt, 'createdAt'),
-      checkTime(p.expiresAt, 'expiresAt'),
-    ];
-    if (p.nodeKey.length === 0) throw misuse('createPendingSnpEnrollment: nodeKey is empty');
-    if (p.nonce.length < 16) throw misuse('createPendingSnpEnrollment: nonce must be at least 16 bytes');
-    if (p.expiresAt <= p.createdAt) throw misuse('createPendingSnpEnrollment: expiresAt must be after createdAt');
+    const args = checkNewPendingSnp(p, checkPgId);
     await this.#run('createPendingSnpEnrollment', async (q) => {
       const r = await q(
         'pending_snp_enrollments',
@@ -609,14 +600,7 @@ export class PostgresStore implements Store {
   // --- challenges ------------------------------------------------------------------------------
 
   async createChallenge(c: NewChallenge): Promise<void> {
-    checkPgId(c.challengeId, 'challengeId');
-    checkPgId(c.nodeId, 'nodeId');
-    const nonce = checkBytes(c.nonce, 'nonce');
-    checkTime(c.createdAt, 'createdAt');
-    checkTime(c.expiresAt, 'expiresAt');
-    if (c.expiresAt <= c.createdAt) throw misuse('createChallenge: expiresAt must be after createdAt');
-    const params = Buffer.from(encodeCanonical(c.params, { maxDepth: PARAMS_LIMITS.maxDepth }));
-    if (params.length > PARAMS_LIMITS.maxBytes) throw misuse(`createChallenge: params exceed ${PARAMS_LIMITS.maxBytes} bytes`);
+    const { nonce, params } = checkNewChallenge(c, checkPgId);
     await this.#run('createChallenge', async (q) => {
       const r = await q(
         'challenges',
@@ -725,7 +709,7 @@ export class PostgresStore implements Store {
   }
 
   async getPolicy(digest: string): Promise<PolicyRecord | null> {
-    if (typeof digest !== 'string' || !HEX64_RE.test(digest)) throw misuse('getPolicy: digest must be 64 lower-case hex digits');
+    checkDigest(digest, 'getPolicy: digest');
     return this.#run('getPolicy', async (q) => {
       const row = (await q('policies', 'SELECT * FROM policies WHERE digest = $1', [digest])).rows[0];
       return row === undefined ? null : policyFromRow(row);
@@ -734,7 +718,7 @@ export class PostgresStore implements Store {
 
   async assignPolicy(group: string, digest: string, now: number): Promise<void> {
     checkPgId(group, 'group');
-    if (typeof digest !== 'string' || !HEX64_RE.test(digest)) throw misuse('assignPolicy: digest must be 64 lower-case hex digits');
+    checkDigest(digest, 'assignPolicy: digest');
     checkTime(now, 'now');
     await this.#run('assignPolicy', async (q) => {
       const r = await q(
@@ -897,7 +881,7 @@ export class PostgresStore implements Store {
   }
 
   async getDecision(seq: number): Promise<DecisionRecord | null> {
-    if (!Number.isSafeInteger(seq) || seq < 1) throw misuse('getDecision: seq must be a positive integer');
+    checkSeq(seq, 'getDecision: seq');
     return this.#run('getDecision', async (q) => {
       const row = (await q('decisions', 'SELECT * FROM decisions WHERE seq = $1', [seq])).rows[0];
       return row === undefined ? null : decisionFromRow(row);
@@ -905,8 +889,8 @@ export class PostgresStore implements Store {
   }
 
   async listDecisions(fromSeq: number, limit: number): Promise<DecisionRecord[]> {
-    if (!Number.isSafeInteger(fromSeq) || fromSeq < 1) throw misuse('listDecisions: fromSeq must be a positive integer');
-    if (!Number.isSafeInteger(limit) || limit < 1 || limit > MAX_LIST) throw misuse(`listDecisions: limit must be 1..${MAX_LIST}`);
+    checkSeq(fromSeq, 'listDecisions: fromSeq');
+    checkLimit(limit, 'listDecisions');
     return this.#run('listDecisions', async (q) => (await q('decisions', 'SELECT * FROM decisions WHERE seq >= $1 ORDER BY seq LIMIT $2', [fromSeq, limit])).rows.map(decisionFromRow));
   }
 
@@ -951,7 +935,7 @@ export class PostgresStore implements Store {
 
   async listCheckpoints(fromSize: number, limit: number): Promise<CheckpointRecord[]> {
     if (!Number.isSafeInteger(fromSize) || fromSize < 0) throw misuse('listCheckpoints: fromSize must be a non-negative integer');
-    if (!Number.isSafeInteger(limit) || limit < 1 || limit > MAX_LIST) throw misuse(`listCheckpoints: limit must be 1..${MAX_LIST}`);
+    checkLimit(limit, 'listCheckpoints');
     return this.#run('listCheckpoints', async (q) =>
       (await q('ledger_checkpoints', 'SELECT * FROM ledger_checkpoints WHERE tree_size >= $1 ORDER BY tree_size LIMIT $2', [fromSize, limit])).rows.map(checkpointFromRow),
     );
@@ -992,7 +976,7 @@ export class PostgresStore implements Store {
 
   async listInputs(afterDigest: string | null, limit: number): Promise<RetainedInput[]> {
     if (afterDigest !== null) checkDigest(afterDigest, 'listInputs: afterDigest');
-    if (!Number.isSafeInteger(limit) || limit < 1 || limit > MAX_LIST) throw misuse(`listInputs: limit must be 1..${MAX_LIST}`);
+    checkLimit(limit, 'listInputs');
     return this.#run('listInputs', async (q) =>
       (await q('retained_inputs', 'SELECT * FROM retained_inputs WHERE digest > $1 ORDER BY digest LIMIT $2', [afterDigest ?? '', limit])).rows.map(inputFromRow),
     );
@@ -1007,12 +991,8 @@ export class PostgresStore implements Store {
   // --- key broker secrets ----------------------------------------------------------------------
 
   async putSecret(r: SecretRecord): Promise<void> {
-    if (typeof r.secretId !== 'string' || !SECRET_ID_RE.test(r.secretId)) throw misuse('putSecret: secretId must be 1..64 of [a-z0-9._-]');
-    if (r.tenant !== null) checkPgId(r.tenant, 'tenant');
-    if (r.nonce.length !== 12 || r.ciphertext.length < 16) throw misuse('putSecret: nonce must be 12 bytes and ciphertext at least 16');
+    checkSecretRecord(r, checkPgId);
     if (typeof r.releasePolicy === 'string') checkPgText(r.releasePolicy, 'releasePolicy');
-    checkTime(r.createdAt, 'createdAt');
-    checkTime(r.updatedAt, 'updatedAt');
     await this.#run('putSecret', async (q) => {
       // Keep the first creation time when a secret is replaced.
       await q(
@@ -1026,7 +1006,7 @@ export class PostgresStore implements Store {
   }
 
   async getSecret(secretId: string): Promise<SecretRecord | null> {
-    if (typeof secretId !== 'string' || !SECRET_ID_RE.test(secretId)) throw misuse('getSecret: secretId must be 1..64 of [a-z0-9._-]');
+    checkSecretId(secretId, 'getSecret');
     return this.#run('getSecret', async (q) => {
       const row = (await q('secrets', 'SELECT * FROM secrets WHERE secret_id = $1', [secretId])).rows[0];
       return row === undefined ? null : secretFromRow(row);
@@ -1038,7 +1018,7 @@ export class PostgresStore implements Store {
   }
 
   async deleteSecret(secretId: string): Promise<boolean> {
-    if (typeof secretId !== 'string' || !SECRET_ID_RE.test(secretId)) throw misuse('deleteSecret: secretId must be 1..64 of [a-z0-9._-]');
+    checkSecretId(secretId, 'deleteSecret');
     return this.#run('deleteSecret', async (q) => (await q('secrets', 'DELETE FROM secrets WHERE secret_id = $1', [secretId])).rowCount > 0);
   }
 

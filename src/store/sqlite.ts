@@ -24,14 +24,9 @@ import { mkdirSync } from 'node:fs';
 import { createHash } from 'node:crypto';
 import * as path from 'node:path';
 import Database from 'better-sqlite3';
-import { encodeCanonical } from '../lib/cbor.js';
 import { UnavailableError, isVouchError } from '../lib/errors.js';
 import { DECISION_KINDS, GENESIS_PREV, buildLedgerEntry, type DecisionKind } from '../ledger/entry.js';
 import {
-  HEX64_RE,
-  MAX_LIST,
-  PARAMS_LIMITS,
-  SECRET_ID_RE,
   checkBytes,
   checkCheckpoint,
   checkCounters,
@@ -59,6 +54,13 @@ import {
   secretFromRow,
   type LedgerOp,
   type Row,
+  checkLimit,
+  checkRevokeReason,
+  checkNewPendingSnp,
+  checkNewChallenge,
+  checkSeq,
+  checkSecretRecord,
+  checkSecretId,
 } from './checks.js';
 import { recordedDecision } from './commit.js';
 import { MIGRATIONS, SCHEMA_MIGRATIONS_SQLITE, migrationChecksum } from './migrations.js';
@@ -496,7 +498,7 @@ export class SqliteStore implements Store {
 
   async listNodes(afterId: string | null, limit: number): Promise<NodeRecord[]> {
     if (afterId !== null) checkId(afterId, 'afterId');
-    if (!Number.isSafeInteger(limit) || limit < 1 || limit > MAX_LIST) throw misuse(`listNodes: limit must be 1..${MAX_LIST}`);
+    checkLimit(limit, 'listNodes');
     return this.#run('listNodes', () => {
       const rows = this.#stmt('SELECT * FROM nodes WHERE node_id > ? ORDER BY node_id LIMIT ?').all(afterId ?? '', limit) as Row[];
       return rows.map(nodeFromRow);
@@ -505,7 +507,7 @@ export class SqliteStore implements Store {
 
   async revokeNode(nodeId: string, reason: string, now: number): Promise<NodeRevocationResult> {
     checkId(nodeId, 'nodeId');
-    if (typeof reason !== 'string' || reason.length === 0 || reason.length > 512) throw misuse('revokeNode: reason must be 1..512 characters');
+    checkRevokeReason(reason);
     checkTime(now, 'now');
     return this.#run('revokeNode', () =>
       this.#revocation(nodeId, 'UPDATE nodes SET revoked_at = ?, revoked_reason = ?, updated_at = ? WHERE node_id = ? AND revoked_at IS NULL', [now, reason, now, nodeId], 'already-revoked'),
@@ -582,18 +584,7 @@ export class SqliteStore implements Store {
   }
 
   async createPendingSnpEnrollment(p: PendingSnpEnrollment): Promise<void> {
-    const args = [
-      checkId(p.enrollmentId, 'enrollmentId'),
-      checkId(p.nodeId, 'nodeId'),
-      checkId(p.group, 'group'),
-      checkBytes(p.nodeKey, 'nodeKey'),
-      checkBytes(p.nonce, 'nonce'),
-      checkTime(p.createdAt, 'createdAt'),
-      checkTime(p.expiresAt, 'expiresAt'),
-    ];
-    if (p.nodeKey.length === 0) throw misuse('createPendingSnpEnrollment: nodeKey is empty');
-    if (p.nonce.length < 16) throw misuse('createPendingSnpEnrollment: nonce must be at least 16 bytes');
-    if (p.expiresAt <= p.createdAt) throw misuse('createPendingSnpEnrollment: expiresAt must be after createdAt');
+    const args = checkNewPendingSnp(p, checkId);
     this.#run('createPendingSnpEnrollment', () => {
       if (this.#stmt('SELECT 1 FROM pending_snp_enrollments WHERE enrollment_id = ?').get(p.enrollmentId) !== undefined) {
         throw misuse(`createPendingSnpEnrollment: enrollment id ${JSON.stringify(p.enrollmentId)} is already used`);
@@ -614,14 +605,7 @@ export class SqliteStore implements Store {
   // --- challenges ------------------------------------------------------------------------------
 
   async createChallenge(c: NewChallenge): Promise<void> {
-    checkId(c.challengeId, 'challengeId');
-    checkId(c.nodeId, 'nodeId');
-    checkBytes(c.nonce, 'nonce');
-    checkTime(c.createdAt, 'createdAt');
-    checkTime(c.expiresAt, 'expiresAt');
-    if (c.expiresAt <= c.createdAt) throw misuse('createChallenge: expiresAt must be after createdAt');
-    const params = Buffer.from(encodeCanonical(c.params, { maxDepth: PARAMS_LIMITS.maxDepth }));
-    if (params.length > PARAMS_LIMITS.maxBytes) throw misuse(`createChallenge: params exceed ${PARAMS_LIMITS.maxBytes} bytes`);
+    const { params } = checkNewChallenge(c, checkId);
     this.#run('createChallenge', () => this.#tx.createChallenge(c, params));
   }
 
@@ -654,7 +638,7 @@ export class SqliteStore implements Store {
   }
 
   async getPolicy(digest: string): Promise<PolicyRecord | null> {
-    if (typeof digest !== 'string' || !HEX64_RE.test(digest)) throw misuse('getPolicy: digest must be 64 lower-case hex digits');
+    checkDigest(digest, 'getPolicy: digest');
     return this.#run('getPolicy', () => {
       const row = this.#stmt('SELECT * FROM policies WHERE digest = ?').get(digest) as Row | undefined;
       return row === undefined ? null : policyFromRow(row);
@@ -663,7 +647,7 @@ export class SqliteStore implements Store {
 
   async assignPolicy(group: string, digest: string, now: number): Promise<void> {
     checkId(group, 'group');
-    if (typeof digest !== 'string' || !HEX64_RE.test(digest)) throw misuse('assignPolicy: digest must be 64 lower-case hex digits');
+    checkDigest(digest, 'assignPolicy: digest');
     checkTime(now, 'now');
     this.#run('assignPolicy', () => this.#tx.assignPolicy(group, digest, now));
   }
@@ -768,7 +752,7 @@ export class SqliteStore implements Store {
   }
 
   async getDecision(seq: number): Promise<DecisionRecord | null> {
-    if (!Number.isSafeInteger(seq) || seq < 1) throw misuse('getDecision: seq must be a positive integer');
+    checkSeq(seq, 'getDecision: seq');
     return this.#run('getDecision', () => {
       const row = this.#stmt('SELECT * FROM decisions WHERE seq = ?').get(seq) as Row | undefined;
       return row === undefined ? null : decisionFromRow(row);
@@ -776,8 +760,8 @@ export class SqliteStore implements Store {
   }
 
   async listDecisions(fromSeq: number, limit: number): Promise<DecisionRecord[]> {
-    if (!Number.isSafeInteger(fromSeq) || fromSeq < 1) throw misuse('listDecisions: fromSeq must be a positive integer');
-    if (!Number.isSafeInteger(limit) || limit < 1 || limit > MAX_LIST) throw misuse(`listDecisions: limit must be 1..${MAX_LIST}`);
+    checkSeq(fromSeq, 'listDecisions: fromSeq');
+    checkLimit(limit, 'listDecisions');
     return this.#run('listDecisions', () => {
       const rows = this.#stmt('SELECT * FROM decisions WHERE seq >= ? ORDER BY seq LIMIT ?').all(fromSeq, limit) as Row[];
       return rows.map(decisionFromRow);
@@ -792,11 +776,7 @@ export class SqliteStore implements Store {
   }
 
   async putSecret(r: SecretRecord): Promise<void> {
-    if (typeof r.secretId !== 'string' || !SECRET_ID_RE.test(r.secretId)) throw misuse('putSecret: secretId must be 1..64 of [a-z0-9._-]');
-    if (r.tenant !== null) checkId(r.tenant, 'tenant');
-    if (r.nonce.length !== 12 || r.ciphertext.length < 16) throw misuse('putSecret: nonce must be 12 bytes and ciphertext at least 16');
-    checkTime(r.createdAt, 'createdAt');
-    checkTime(r.updatedAt, 'updatedAt');
+    checkSecretRecord(r, checkId);
     return this.#run('putSecret', () => {
       // Keep the first creation time when a secret is replaced.
       this.#stmt(
@@ -808,7 +788,7 @@ export class SqliteStore implements Store {
   }
 
   async getSecret(secretId: string): Promise<SecretRecord | null> {
-    if (typeof secretId !== 'string' || !SECRET_ID_RE.test(secretId)) throw misuse('getSecret: secretId must be 1..64 of [a-z0-9._-]');
+    checkSecretId(secretId, 'getSecret');
     return this.#run('getSecret', () => {
       const row = this.#stmt('SELECT * FROM secrets WHERE secret_id = ?').get(secretId) as Row | undefined;
       return row === undefined ? null : secretFromRow(row);
@@ -820,7 +800,7 @@ export class SqliteStore implements Store {
   }
 
   async deleteSecret(secretId: string): Promise<boolean> {
-    if (typeof secretId !== 'string' || !SECRET_ID_RE.test(secretId)) throw misuse('deleteSecret: secretId must be 1..64 of [a-z0-9._-]');
+    checkSecretId(secretId, 'deleteSecret');
     return this.#run('deleteSecret', () => this.#stmt('DELETE FROM secrets WHERE secret_id = ?').run(secretId).changes > 0);
   }
 
@@ -847,7 +827,7 @@ export class SqliteStore implements Store {
 
   async listCheckpoints(fromSize: number, limit: number): Promise<CheckpointRecord[]> {
     if (!Number.isSafeInteger(fromSize) || fromSize < 0) throw misuse('listCheckpoints: fromSize must be a non-negative integer');
-    if (!Number.isSafeInteger(limit) || limit < 1 || limit > MAX_LIST) throw misuse(`listCheckpoints: limit must be 1..${MAX_LIST}`);
+    checkLimit(limit, 'listCheckpoints');
     return this.#run('listCheckpoints', () => (this.#stmt('SELECT * FROM ledger_checkpoints WHERE tree_size >= ? ORDER BY tree_size LIMIT ?').all(fromSize, limit) as Row[]).map(checkpointFromRow));
   }
 
@@ -879,7 +859,7 @@ export class SqliteStore implements Store {
 
   async listInputs(afterDigest: string | null, limit: number): Promise<RetainedInput[]> {
     if (afterDigest !== null) checkDigest(afterDigest, 'listInputs: afterDigest');
-    if (!Number.isSafeInteger(limit) || limit < 1 || limit > MAX_LIST) throw misuse(`listInputs: limit must be 1..${MAX_LIST}`);
+    checkLimit(limit, 'listInputs');
     return this.#run('listInputs', () => (this.#stmt('SELECT * FROM retained_inputs WHERE digest > ? ORDER BY digest LIMIT ?').all(afterDigest ?? '', limit) as Row[]).map(inputFromRow));
   }
 
