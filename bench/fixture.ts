@@ -4,6 +4,7 @@
  * challenge issued through the service (the real code path, synthetic TPMs).
  */
 import { spawn, type ChildProcess } from 'node:child_process';
+import autocannon from 'autocannon';
 import { createHash, generateKeyPairSync } from 'node:crypto';
 import { SqliteStore } from '../src/store/index.js';
 import { ArtifactSigner } from '../src/artifact/index.js';
@@ -91,4 +92,59 @@ export async function stopBenchServer(child: ChildProcess): Promise<void> {
   const closed = new Promise((r) => child.once('close', r));
   child.kill('SIGTERM');
   await closed;
+}
+
+/** What {@link loadRoute} measured. */
+export interface RouteLoad {
+  readonly answered: number;
+  /** Answers that failed `ok`. */
+  readonly wrong: number;
+  /** Answers per second, between the first and the last answer. */
+  readonly perSecond: number;
+  readonly seconds: number;
+  readonly p50: number;
+  readonly p99: number;
+}
+
+/**
+ * Sends `amount` POSTs to one route with autocannon, the bodies in turn, and counts the answers
+ * `ok` refuses. The rate is taken between the first and the last answer: autocannon notices that
+ * `amount` is reached only on its next one-second tick.
+ */
+export async function loadRoute(o: {
+  readonly url: string;
+  readonly path: string;
+  readonly headers: Record<string, string>;
+  readonly bodies: readonly (string | Buffer)[];
+  readonly connections: number;
+  readonly amount: number;
+  readonly ok: (status: number, body: string) => boolean;
+}): Promise<RouteLoad> {
+  let next = 0;
+  let wrong = 0;
+  let first = 0n;
+  let last = 0n;
+  let answered = 0;
+  const result = await autocannon({
+    url: o.url,
+    connections: o.connections,
+    amount: o.amount,
+    requests: [
+      {
+        method: 'POST',
+        path: o.path,
+        headers: o.headers,
+        setupRequest: (req) => ({ ...req, body: o.bodies[next++ % o.bodies.length] }),
+        onResponse: (status, body) => {
+          if (!o.ok(status, body)) wrong++;
+          const t = process.hrtime.bigint();
+          if (first === 0n) first = t;
+          last = t;
+          answered++;
+        },
+      },
+    ],
+  });
+  const seconds = Number(last - first) / 1e9;
+  return { answered, wrong, perSecond: (answered - 1) / seconds, seconds, p50: result.latency.p50, p99: result.latency.p99 };
 }

@@ -28,7 +28,6 @@ import { fileURLToPath } from 'node:url';
 import { Session } from 'node:inspector';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import autocannon from 'autocannon';
 import { provisionSwtpm, startSwtpm } from '../swtpm/index.js';
 import { Tpm } from '../native/index.js';
 import { TPM_ALG, decodeTpmtSignature, pcrSelection, type TpmtSignature } from '../src/tpm/abi/index.js';
@@ -36,7 +35,7 @@ import { importTpmPublic, verifyQuote, padTo, type TpmVerifyKey } from '../src/t
 import { issueArtifact, toPublicJwk } from '../src/artifact/index.js';
 import { buildApp } from '../src/verifier/app.js';
 import { decodeEvidenceCborWithDigest, encodeEvidenceCbor, type TpmNodeEvidence } from '../src/evidence/envelope.js';
-import { boundKey, evidenceFor, fixture, spawnBenchServer, stopBenchServer } from './fixture.js';
+import { boundKey, evidenceFor, fixture, loadRoute, spawnBenchServer, stopBenchServer } from './fixture.js';
 import { MAIN_SCRIPT, releaseBench, serveRelease } from './release.js';
 import { eventlogBench } from './eventlog.js';
 import { imaBench } from './ima.js';
@@ -220,35 +219,8 @@ async function httpBench(work: string): Promise<void> {
       const share = Math.floor(bodies.length / conns.length);
       const k = conns.indexOf(connections);
       const slice = bodies.slice(k * share, (k + 1) * share);
-      let next = 0;
-      let refused = 0;
-      // The rate is taken between the first and the last answer: autocannon notices that
-      // `amount` is reached only on its next one-second tick.
-      let first = 0n;
-      let last = 0n;
-      let answered = 0;
-      const result = await autocannon({
-        url,
-        connections,
-        amount: slice.length,
-        requests: [
-          {
-            method: 'POST',
-            path: '/v1/attestations',
-            headers: { 'content-type': 'application/cbor' },
-            setupRequest: (req) => ({ ...req, body: slice[next++ % slice.length] }),
-            onResponse: (status) => {
-              if (status !== 200) refused++;
-              const t = process.hrtime.bigint();
-              if (first === 0n) first = t;
-              last = t;
-              answered++;
-            },
-          },
-        ],
-      });
-      const seconds = Number(last - first) / 1e9;
-      out(`   ${String(connections).padStart(2)} connections: ${fmt(answered)} answers in ${seconds.toFixed(2)} s = ${fmt((answered - 1) / seconds)}/s; latency p50 ${result.latency.p50} ms, p99 ${result.latency.p99} ms; non-200: ${refused}`);
+      const l = await loadRoute({ url, path: '/v1/attestations', headers: { 'content-type': 'application/cbor' }, bodies: slice, connections, amount: slice.length, ok: (status) => status === 200 });
+      out(`   ${String(connections).padStart(2)} connections: ${fmt(l.answered)} answers in ${l.seconds.toFixed(2)} s = ${fmt(l.perSecond)}/s; latency p50 ${l.p50} ms, p99 ${l.p99} ms; non-200: ${l.wrong}`);
     }
     out('   (goal ≥ 3,000/s with p99 < 20 ms)');
   } finally {

@@ -13,12 +13,11 @@
 import { readFileSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
-import autocannon from 'autocannon';
 import { buildApp } from '../src/verifier/app.js';
 import { addToken, TokenRegistry } from '../src/verifier/auth.js';
 import { SecretsMasterKey } from '../src/secrets/at-rest.js';
 import { releaseProof } from '../src/agent/secret.js';
-import { boundKeyPair, evidenceFor, fixture, spawnBenchServer, stopBenchServer } from './fixture.js';
+import { boundKeyPair, evidenceFor, fixture, loadRoute, spawnBenchServer, stopBenchServer } from './fixture.js';
 
 const SECRET_ID = 'bench-secret';
 
@@ -70,39 +69,14 @@ export async function releaseBench(work: string, out: (s: string) => void, mainS
     const plan = JSON.parse(readFileSync(join(work, 'release-plan.json'), 'utf8')) as ReleaseBenchPlan;
     const amount = Number(process.env['BENCH_RELEASE_REQUESTS'] ?? '4000');
     const connections = Number(process.env['BENCH_RELEASE_CONNECTIONS'] ?? '10');
-    const routes = [
+    const routes: Array<{ name: string; path: string; bodies: readonly string[]; headers: Record<string, string>; ok: string }> = [
       { name: 'release  POST /v1/secrets/{id}/release', path: `/v1/secrets/${SECRET_ID}/release`, bodies: plan.release, headers: { 'content-type': 'application/json' }, ok: '"decision":"released"' },
       { name: 'admission POST /v1/authorize          ', path: '/v1/authorize', bodies: plan.admission, headers: { 'content-type': 'application/json', authorization: `Bearer ${plan.rpToken}` }, ok: '"decision":"admitted"' },
     ];
     for (const r of routes) {
-      let next = 0;
-      let wrong = 0;
-      let first = 0n;
-      let last = 0n;
-      let answered = 0;
-      const result = await autocannon({
-        url,
-        connections,
-        amount,
-        requests: [
-          {
-            method: 'POST',
-            path: r.path,
-            headers: r.headers,
-            setupRequest: (req) => ({ ...req, body: r.bodies[next++ % r.bodies.length] }),
-            onResponse: (status, body) => {
-              if (status !== 200 || !body.includes(r.ok)) wrong++;
-              const t = process.hrtime.bigint();
-              if (first === 0n) first = t;
-              last = t;
-              answered++;
-            },
-          },
-        ],
-      });
-      const seconds = Number(last - first) / 1e9;
-      out(`   ${r.name} ${connections} connections: ${answered.toLocaleString('en-US')} answers in ${seconds.toFixed(2)} s = ${Math.round((answered - 1) / seconds).toLocaleString('en-US')}/s; latency p50 ${result.latency.p50} ms, p99 ${result.latency.p99} ms; not ${r.ok.split(':')[1]}: ${wrong}`);
-      if (wrong > 0) throw new Error(`${wrong} ${r.path} answers were not ${r.ok}`);
+      const l = await loadRoute({ url, path: r.path, headers: r.headers, bodies: r.bodies, connections, amount, ok: (status, body) => status === 200 && body.includes(r.ok) });
+      out(`   ${r.name} ${connections} connections: ${l.answered.toLocaleString('en-US')} answers in ${l.seconds.toFixed(2)} s = ${Math.round(l.perSecond).toLocaleString('en-US')}/s; latency p50 ${l.p50} ms, p99 ${l.p99} ms; not ${r.ok.split(':')[1]}: ${l.wrong}`);
+      if (l.wrong > 0) throw new Error(`${l.wrong} ${r.path} answers were not ${r.ok}`);
     }
   } finally {
     await stopBenchServer(child);
