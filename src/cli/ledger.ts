@@ -10,7 +10,7 @@ import { MisuseError, isVouchError } from '../lib/errors.js';
 import { decodeLedgerEntry } from '../ledger/entry.js';
 import { CheckpointKeys, decodeCheckpoint, type CheckpointKey } from '../ledger/checkpoint.js';
 import { exportCheckpointLine, exportEntryLine, exportHeaderLine, exportInputLine, readExport, type ExportInput } from '../ledger/export.js';
-import { verifyMerkleConsistency, verifyMerkleInclusion, merkleLeafHash } from '../ledger/merkle.js';
+import { MerkleTree, verifyMerkleConsistency, verifyMerkleInclusion, merkleLeafHash } from '../ledger/merkle.js';
 import { verifyLedger, type LedgerVerification } from '../ledger/verify.js';
 import type { ChainRow } from '../ledger/chain.js';
 import { parsePolicy } from '../policy/index.js';
@@ -35,10 +35,10 @@ async function openStore(o: LedgerSourceOptions): Promise<Store> {
   return SqliteStore.open({ dataDir: o.dataDir ?? '.vouch/verifier', readOnly: true });
 }
 
-async function* storeRows(store: Store): AsyncGenerator<ChainRow> {
+async function* storeRows(store: Store): AsyncGenerator<DecisionRecord> {
   for (let next = 1; ; ) {
     const rows = await store.listDecisions(next, 10_000);
-    for (const r of rows) yield { seq: r.seq, entry: r.entry, hash: r.hash };
+    yield* rows;
     if (rows.length < 10_000) return;
     next = (rows[rows.length - 1] as DecisionRecord).seq + 1;
   }
@@ -73,12 +73,14 @@ function readJwks(file: string): CheckpointKey[] {
   return keys as CheckpointKey[];
 }
 
-/** An export loaded for replay: entries, inputs and policies in memory. */
+/** An export loaded for replay: entries (by seq), inputs and policies in memory. */
 class ExportSource implements ReplaySource {
+  /** Ascending by seq (loadExport sorts them; replay never trusts their position in the file). */
   readonly rows: DecisionRecord[] = [];
+  readonly bySeq = new Map<number, DecisionRecord>();
   readonly inputs = new Map<string, ExportInput>();
   async getDecision(seq: number): Promise<DecisionRecord | null> {
-    return this.rows[seq - 1]?.seq === seq ? (this.rows[seq - 1] as DecisionRecord) : (this.rows.find((r) => r.seq === seq) ?? null);
+    return this.bySeq.get(seq) ?? null;
   }
   async getInput(digest: string): Promise<RetainedInput | null> {
     const i = this.inputs.get(digest);
@@ -91,7 +93,15 @@ class ExportSource implements ReplaySource {
     return { digest, policyId: parsePolicy(document, 'json').id, document, createdAt: i.storedAt };
   }
   async listDecisions(fromSeq: number, limit: number): Promise<DecisionRecord[]> {
-    return this.rows.filter((r) => r.seq >= fromSeq).slice(0, limit);
+    // The first row with seq >= fromSeq, by binary search.
+    let lo = 0;
+    let hi = this.rows.length;
+    while (lo < hi) {
+      const mid = (lo + hi) >>> 1;
+      if ((this.rows[mid] as DecisionRecord).seq < fromSeq) lo = mid + 1;
+      else hi = mid;
+    }
+    return this.rows.slice(lo, lo + limit);
   }
 }
 
@@ -103,6 +113,8 @@ async function loadExport(file: string): Promise<ExportSource> {
       src.rows.push({ seq: rec.row.seq, kind: e.kind, nodeId: e.node, outcome: e.outcome, time: e.time, entry: rec.row.entry, prevHash: e.prev, hash: rec.row.hash });
     } else if (rec.t === 'input') src.inputs.set(rec.input.digest, rec.input);
   }
+  src.rows.sort((a, b) => a.seq - b.seq);
+  for (const r of src.rows) src.bySeq.set(r.seq, r);
   return src;
 }
 
@@ -176,6 +188,8 @@ export async function ledgerExportCommand(o: LedgerSourceOptions & { out?: strin
       // The policies the decisions name, so `vouch replay --from-export` needs nothing else.
       const seen = new Set<string>();
       for await (const row of storeRows(store)) {
+        // Only appraisals name a policy: the row's kind says so without decoding the others.
+        if (row.kind !== 'appraise') continue;
         const d = decodeLedgerEntry(row.entry).body['policyDigest'];
         if (typeof d === 'string' && !seen.has(d)) {
           seen.add(d);
@@ -210,7 +224,9 @@ export async function ledgerProveCommand(seqText: string, o: LedgerSourceOptions
   const store = await openStore(o);
   try {
     const checkpoints = (await allCheckpoints(store)).map((j) => decodeCheckpoint(j));
-    const v = await verifyLedger({ rows: storeRows(store), checkpoints: checkpoints.map((c) => c.jws) });
+    // The tree of the stored entries (the proof's reader checks it against the signed root).
+    const tree = new MerkleTree();
+    for await (const row of storeRows(store)) tree.append(merkleLeafHash(row.entry));
     const want = o.treeSize === undefined ? undefined : Number(o.treeSize);
     const pick = (size: number | undefined, atLeast: number) =>
       size !== undefined ? checkpoints.find((c) => c.head.treeSize === size) : checkpoints.filter((c) => c.head.treeSize >= atLeast).sort((a, b) => b.head.treeSize - a.head.treeSize)[0];
@@ -218,14 +234,14 @@ export async function ledgerProveCommand(seqText: string, o: LedgerSourceOptions
       const to = pick(want, seq);
       const from = checkpoints.find((c) => c.head.treeSize === seq);
       if (from === undefined || to === undefined) throw new MisuseError('LEDGER_SEQ_UNKNOWN', `no checkpoints of tree sizes ${seq} and ${want ?? '(latest)'}`);
-      io.out(`${JSON.stringify({ from: { treeSize: from.head.treeSize, checkpoint: from.jws }, to: { treeSize: to.head.treeSize, checkpoint: to.jws }, path: v.tree.consistencyProof(from.head.treeSize, to.head.treeSize).map(toHex) })}\n`);
+      io.out(`${JSON.stringify({ from: { treeSize: from.head.treeSize, checkpoint: from.jws }, to: { treeSize: to.head.treeSize, checkpoint: to.jws }, path: tree.consistencyProof(from.head.treeSize, to.head.treeSize).map(toHex) })}\n`);
       return EXIT.ok;
     }
     const c = pick(want, seq);
     const row = await store.getDecision(seq);
     if (row === null) throw new MisuseError('LEDGER_SEQ_UNKNOWN', `no ledger entry ${seq}`);
     if (c === undefined || c.head.treeSize < seq) throw new MisuseError('LEDGER_SEQ_UNKNOWN', `no checkpoint covers entry ${seq} yet (ask the running verifier: POST /v1/ledger/checkpoints)`);
-    const proof = { seq, leafIndex: seq - 1, treeSize: c.head.treeSize, entry: toBase64Url(row.entry), hash: toHex(row.hash), leafHash: toHex(merkleLeafHash(row.entry)), path: v.tree.inclusionProof(seq - 1, c.head.treeSize).map(toHex), checkpoint: c.jws };
+    const proof = { seq, leafIndex: seq - 1, treeSize: c.head.treeSize, entry: toBase64Url(row.entry), hash: toHex(row.hash), leafHash: toHex(merkleLeafHash(row.entry)), path: tree.inclusionProof(seq - 1, c.head.treeSize).map(toHex), checkpoint: c.jws };
     io.out(`${JSON.stringify(proof)}\n`);
     return EXIT.ok;
   } finally {

@@ -20,14 +20,13 @@
  * Nothing here reads the clock, the network or randomness.
  */
 import { createHash } from 'node:crypto';
-import { toHex } from '../lib/bytes.js';
 import { decodeStrict, encodeCanonical } from '../lib/cbor.js';
 import { UnavailableError, isVouchError } from '../lib/errors.js';
 import { failure, type Failure } from '../lib/failure.js';
 import { decodeTpmtPublic } from '../tpm/abi/public.js';
 import { importTpmPublic, type TpmVerifyKey } from '../tpm/verify/keys.js';
 import { toPublicJwk, type CnfJwk } from '../artifact/index.js';
-import { policyDigest, type Policy } from '../policy/index.js';
+import type { Policy } from '../policy/index.js';
 import { appraise, boundKeySupported, type Appraisal } from '../appraisal/appraise.js';
 import { appraiseSnpOnly } from '../appraisal/snp-only.js';
 import type { SnpSuppliedCollateral, SnpTrust } from '../appraisal/snp.js';
@@ -358,14 +357,4 @@ export function decodeTrustAnchors(b: Uint8Array): AppraisalTrust & { tpmCas: Ui
     ...(pins !== null || crls !== undefined ? { snp: { ...(pins !== null ? { pinnedArks: pins as Record<string, SnpProduct> } : {}), ...(crls !== undefined ? { crls } : {}) } } : {}),
     ...(roots !== null ? { tdx: { pinnedRootFingerprints: roots as string[] } } : {}),
   };
-}
-
-/** A policy's digest (hex), re-exported for replay's checks. */
-export function policyDigestOf(p: Policy): string {
-  return policyDigest(p);
-}
-
-/** SHA-256 hex of bytes. */
-export function digestHex(b: Uint8Array): string {
-  return toHex(createHash('sha256').update(b).digest());
 }

@@ -9,7 +9,7 @@
  * checkpoint covers the key's record. Two replicas signing the same tree size keep the first
  * (the store's rule); both are heads of the same tree.
  */
-import { fromBase64Url, toBase64Url, toHex } from '../lib/bytes.js';
+import { toBase64Url, toHex } from '../lib/bytes.js';
 import { MisuseError, UnavailableError } from '../lib/errors.js';
 import { MerkleTree, merkleLeafHash } from '../ledger/merkle.js';
 import { decodeCheckpoint, signCheckpoint } from '../ledger/checkpoint.js';
@@ -163,11 +163,6 @@ export function proofPath(path: readonly string[]): Uint8Array[] {
     if (!/^[0-9a-f]{64}$/.test(h)) throw new MisuseError('MISUSE_ARGUMENT', 'a proof path holds 64-hex-digit hashes', { field: 'path' });
     return new Uint8Array(Buffer.from(h, 'hex'));
   });
-}
-
-/** The entry bytes of an inclusion proof. */
-export function proofEntry(p: InclusionProofView): Uint8Array {
-  return fromBase64Url(p.entry, 'entry');
 }
 
 /** Signs a checkpoint every `periodMs` while the ledger grew (and prunes retained inputs when asked). */

@@ -39,6 +39,7 @@ import { attestationDecision, encodeAppraisalContext, encodeTrustAnchors, evalua
 import type { SnpSuppliedCollateral } from '../appraisal/snp.js';
 import type { TdxSuppliedCollateral } from '../appraisal/tdx.js';
 import { decodeLedgerEntry } from '../ledger/entry.js';
+import { SIGNING_KEY_ANCHOR } from '../ledger/verify.js';
 import { canonicalJsonBytes } from '../policy/canonical.js';
 import { challengeInput } from './challenge.js';
 
@@ -234,11 +235,6 @@ export class VerifierService {
     }
   }
 
-  /** SHA-256 (hex) of the trust anchors in force (EK CAs, SEV-SNP and TDX pins and CRLs). */
-  get trustDigest(): string {
-    return this.#trustInput.digest;
-  }
-
   /**
    * Records the trust anchors in force as a `trust-anchor` decision (with the anchors retained
    * as an input) when they differ from the last recorded set, and every signing key of the
@@ -278,7 +274,7 @@ export class VerifierService {
           nodeId: null,
           outcome: 'signing-key-added',
           time: this.deps.clock(),
-          body: { anchor: 'signing-key', kid: jwk.kid, jwk: { ...jwk }, jwkSha256: digest, trustSet: this.#trustInput.digest },
+          body: { anchor: SIGNING_KEY_ANCHOR, kid: jwk.kid, jwk: { ...jwk }, jwkSha256: digest, trustSet: this.#trustInput.digest },
           inputs: [{ digest, kind: 'signing-key', bytes }],
         });
       }

@@ -163,6 +163,25 @@ describe('replay over the admin API', () => {
   });
 });
 
+describe('replay from an export, with no database', () => {
+  it('vouch replay --from-export replays an appraisal and an admission-free range identically, and dry-runs a policy', async () => {
+    const seq = (await v.sqlite.listDecisions(1, 1000)).filter((r) => r.kind === 'appraise').at(-1)!.seq;
+    const one = io();
+    expect(await run(['replay', String(seq), '--from-export', exportFile(), '--json'], one), one.err_()).toBe(0);
+    expect(JSON.parse(one.out_())).toMatchObject({ seq, identical: true });
+    const strictFile = join(work, 'strict.json');
+    const strict = JSON.parse(JSON.stringify(testPolicy({ id: 'strict' }))) as { tpm: { pcrs: { sha256: Record<string, unknown> } } };
+    strict.tpm.pcrs.sha256['2'] = ['00'.repeat(32)];
+    writeFileSync(strictFile, JSON.stringify(strict));
+    const range = io();
+    expect(await run(['replay', '--from', '1', '--to', String(seq), '--policy', strictFile, '--from-export', exportFile(), '--json'], range), range.err_()).toBe(0);
+    expect(JSON.parse(range.out_())).toMatchObject({ policyId: 'strict', lockedOut: [nodeId], skipped: [] });
+    const fact = io();
+    expect(await run(['replay', '1', '--from-export', exportFile()], fact)).toBe(2);
+    expect(fact.err_()).toContain('REPLAY_NOT_REPLAYABLE');
+  });
+});
+
 describe('tampering is detected and named', () => {
   const entryAt = (i: number): { seq: number; hash: string; entry: string } => JSON.parse(lines[i]!) as { seq: number; hash: string; entry: string };
   const setHeaderEntries = (ls: string[], n: number): string[] => {
