@@ -370,7 +370,6 @@ export async function buildApp(service: VerifierService, opts: AppOptions = {}):
       checkpoints.stop();
       await ledger.checkpoint().catch((e: unknown) => app.log.error({ err: e }, 'final ledger checkpoint not signed'));
     });
-    app.addHook('onClose', async () => checkpoints.stop());
   }
 
   // currentJwks picks up a rotation made by `vouch verifier rotate-key` while the verifier runs.

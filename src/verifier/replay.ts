@@ -123,10 +123,8 @@ export async function replayEntry(store: ReplaySource, e: LedgerEntry, options: 
     if (rec === null) throw new UnavailableError('REPLAY_INPUT_MISSING', `the policy ${recordedDigest} is not in the policy store`, { field: 'body.policyDigest', actual: recordedDigest });
     policy = parsePolicy(rec.document, 'json');
     if (policyDigest(policy) !== recordedDigest) throw new UnavailableError('REPLAY_INPUT_MISSING', `the stored policy ${recordedDigest} does not parse to its digest`, { field: 'body.policyDigest' });
-  } else if (ctx.node !== null) {
-    // Recorded with no policy assigned to the node's group: replay the same.
-    policy = null;
   }
+  // Otherwise the decision was made with no policy assigned to the node's group: replay the same (null).
 
   let evaluated;
   try {
