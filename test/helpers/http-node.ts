@@ -10,9 +10,8 @@
  * answer with `status: null` and the error's text.
  */
 import { encodeEvidenceCbor } from '../../src/evidence/envelope.js';
-import { hashByName, pcrSelection } from '../../src/tpm/abi/index.js';
 import type { ChallengeResponse } from '../../src/verifier/service.js';
-import { activate, b64u, boundKey, buildEvidence, enrollBody, fromB64u, syntheticTpm, type Challenge, type EnrollAnswer, type SyntheticTpm, type TestCa } from './verifier.js';
+import { activate, b64u, boundKey, buildEvidence, decodeChallenge, enrollBody, syntheticTpm, type Challenge, type EnrollAnswer, type SyntheticTpm, type TestCa } from './verifier.js';
 
 /** The JSON body of a verifier answer, every field optional (challenges, decisions and errors share it). */
 export interface AnswerBody {
@@ -69,18 +68,6 @@ export async function request<B = AnswerBody>(method: 'GET' | 'POST', url: strin
     const cause = e instanceof Error && e.cause instanceof Error ? `: ${e.cause.message}` : '';
     return { status: null, body: null, text: '', error: `${e instanceof Error ? e.message : String(e)}${cause}`, sentAt, answeredAt: Date.now() };
   }
-}
-
-/** A challenge answer decoded as the helpers' {@link Challenge} (nonce bytes and PCR selection). */
-export function decodeChallenge(c: ChallengeResponse): Challenge {
-  const selection = pcrSelection(
-    c.pcrSelection.map((b) => {
-      const h = hashByName(b.bank);
-      if (h === undefined) throw new Error(`unknown bank ${b.bank}`);
-      return { hashAlg: h.id, pcrs: b.pcrs };
-    }),
-  );
-  return { ...c, nonceBytes: fromB64u(c.nonce), selection };
 }
 
 /** A synthetic TPM node enrolled over HTTP. */

@@ -447,7 +447,11 @@ export interface Challenge extends ChallengeResponse {
 export async function getChallenge(app: FastifyInstance, nodeId: string): Promise<Challenge> {
   const r = await postJson(app, '/v1/challenges', { nodeId });
   if (r.statusCode !== 201) throw new Error(`challenge answered ${r.statusCode}: ${r.body}`);
-  const c = r.json<ChallengeResponse>();
+  return decodeChallenge(r.json<ChallengeResponse>());
+}
+
+/** A challenge answer decoded as {@link Challenge} (nonce bytes and PCR selection). */
+export function decodeChallenge(c: ChallengeResponse): Challenge {
   const selection = pcrSelection(
     c.pcrSelection.map((b) => {
       const h = hashByName(b.bank);
